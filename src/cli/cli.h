@@ -19,6 +19,7 @@ struct tr_cli_cmd {
 };
 
 extern const struct tr_cli_cmd tr_cli_cmd_echo;
+extern const struct tr_cli_cmd tr_cli_cmd_server;
 
 /* Options every serving subcommand accepts. */
 struct tr_serve_opts {

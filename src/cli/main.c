@@ -7,6 +7,7 @@
 #include "trellis/trellis.h"
 
 static const struct tr_cli_cmd *const commands[] = {
+    &tr_cli_cmd_server,
     &tr_cli_cmd_echo,
 };
 

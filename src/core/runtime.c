@@ -90,6 +90,9 @@ static void start_drain(struct tr_runtime *rt, const char *why)
     rt->draining = true;
     TR_LOG_INFO(rt->name, NULL, "%s: draining (deadline %llu ms)", why,
                 (unsigned long long)rt->drain_ms);
+    if (rt->ops->drain != NULL) {
+        rt->ops->drain(rt);
+    }
     send_all(rt, TR_WORKER_CMD_DRAIN);
     uv_timer_start(&rt->drain_timer, on_drain_deadline, rt->drain_ms, 0);
 }

@@ -30,6 +30,8 @@ struct tr_worker {
 struct tr_runtime_ops {
     /* Main thread, before workers start: bind sockets, load state. Non-zero aborts. */
     int (*prepare)(struct tr_runtime *rt);
+    /* Main thread, when a drain starts (before workers are told). Optional. */
+    void (*drain)(struct tr_runtime *rt);
     /* Worker thread: set up handles on w->loop. Non-zero stops the process. */
     int (*worker_start)(struct tr_worker *w);
     /* Stop accepting, close idle connections, and call tr_worker_finish() once the

@@ -51,3 +51,34 @@ bool tr_slice_list_has(struct tr_slice list, struct tr_slice token)
     }
     return false;
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+size_t tr_pct_decode(char *out, struct tr_slice in, bool plus_is_space)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        char c = in.ptr[i];
+        if (c == '+' && plus_is_space) {
+            c = ' ';
+        } else if (c == '%' && i + 2 < in.len && hexval(in.ptr[i + 1]) >= 0 &&
+                   hexval(in.ptr[i + 2]) >= 0) {
+            c = (char)(hexval(in.ptr[i + 1]) * 16 + hexval(in.ptr[i + 2]));
+            i += 2;
+        }
+        out[n++] = c;
+    }
+    return n;
+}

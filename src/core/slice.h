@@ -56,4 +56,9 @@ int tr_slice_to_u64(struct tr_slice s, uint64_t *out);
 /* Does comma-separated header value `list` contain `token` (case-insensitive)? */
 bool tr_slice_list_has(struct tr_slice list, struct tr_slice token);
 
+/* Percent-decodes `in` into `out` (at least in.len bytes); with plus_is_space, '+'
+ * becomes ' ' (query strings). Malformed escapes are kept as they are. Returns the
+ * decoded length. */
+size_t tr_pct_decode(char *out, struct tr_slice in, bool plus_is_space);
+
 #endif

@@ -94,8 +94,17 @@ static void worker_stop(struct tr_worker *w)
     tr_http_server_close(w->data);
 }
 
+static void drain(struct tr_runtime *rt)
+{
+    struct serve_state *st = rt->data;
+    if (st->cfg->on_drain != NULL) {
+        st->cfg->on_drain(st->cfg);
+    }
+}
+
 static const struct tr_runtime_ops serve_ops = {
     .prepare = prepare,
+    .drain = drain,
     .worker_start = worker_start,
     .worker_drain = worker_drain,
     .worker_stop = worker_stop,

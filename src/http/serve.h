@@ -19,6 +19,8 @@ struct tr_http_serve {
     /* Optional: per-worker setup/teardown on the worker thread. */
     int (*worker_init)(struct tr_http_server *srv, struct tr_worker *w);
     void (*worker_dispose)(struct tr_http_server *srv, struct tr_worker *w);
+    /* Optional: main thread, when SIGTERM starts the drain. */
+    void (*on_drain)(struct tr_http_serve *cfg);
 };
 
 /* Runs until drained. Logs "listening" with the bound address. Returns an exit code. */

@@ -998,35 +998,10 @@ struct tr_slice tr_http_req_param(const struct tr_http_req *req, const char *nam
     return TR_SLICE_NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static struct tr_slice pct_decode(struct tr_arena *a, struct tr_slice s)
 {
     char *out = tr_arena_alloc(a, s.len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%' && i + 2 < s.len && hexval(s.ptr[i + 1]) >= 0 &&
-                   hexval(s.ptr[i + 2]) >= 0) {
-            c = (char)(hexval(s.ptr[i + 1]) * 16 + hexval(s.ptr[i + 2]));
-            i += 2;
-        }
-        out[n++] = c;
-    }
+    size_t n = tr_pct_decode(out, s, true);
     out[n] = '\0';
     return tr_slice(out, n);
 }

@@ -101,6 +101,7 @@ struct tr_http_server {
     struct tr_http_limits limits;
     void *data;                    /* the component's state (tr_http_serve.data) */
     void *worker;                  /* the struct tr_worker serving it, if any */
+    void *worker_data;             /* the component's per-worker state */
     unsigned worker_id;
     const char *name;              /* "Server" header and log area */
 
