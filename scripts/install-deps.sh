@@ -11,9 +11,18 @@ PACKAGES=(
     libclang-rt-14-dev
     # tests
     libcmocka-dev python3 python3-pytest python3-requests curl procps
+    # Consul-compatibility tests: a Python client library and a real discovery client (vmagent)
+    python3-consul victoria-metrics
     # benchmarks
-    nginx-light wrk util-linux
+    nginx-light wrk util-linux etcd-server etcd-client strace
 )
+
+# Node.js and npm run the npm `consul` client (tests/integration/test_consul_npm.py). The
+# machine image may ship them from elsewhere than Debian; add Debian's only when absent, so
+# an existing Node.js is not replaced.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -20,6 +20,10 @@ struct tr_cli_cmd {
 
 extern const struct tr_cli_cmd tr_cli_cmd_echo;
 extern const struct tr_cli_cmd tr_cli_cmd_server;
+extern const struct tr_cli_cmd tr_cli_cmd_services;
+extern const struct tr_cli_cmd tr_cli_cmd_kv;
+extern const struct tr_cli_cmd tr_cli_cmd_register;
+extern const struct tr_cli_cmd tr_cli_cmd_deregister;
 
 /* Options every serving subcommand accepts. */
 struct tr_serve_opts {
@@ -36,6 +40,9 @@ void tr_serve_opts_init(struct tr_serve_opts *o, const char *default_listen);
 /* Tries to consume option `name` (without dashes) with `value`. Returns 1 if it was a
  * serving option, 0 if not, -1 (after printing why) if its value is invalid. */
 int tr_serve_opts_parse(struct tr_serve_opts *o, const char *name, const char *value);
+
+/* Is `name` one of the serving options (they all take a value)? */
+bool tr_serve_opts_known(const char *name);
 
 /* Splits "--name=value" / "--name value". Returns the option name (without dashes)
  * and sets *value (NULL for flags) and advances *i. NULL for a positional argument. */

@@ -67,7 +67,7 @@ static void on_echo(struct tr_http_req *req)
 
 static bool takes_value(const char *name)
 {
-    return strcmp(name, "echo") != 0;
+    return strcmp(name, "body-size") == 0 || tr_serve_opts_known(name);
 }
 
 static int run(int argc, char **argv)
@@ -85,6 +85,9 @@ static int run(int argc, char **argv)
         if (strcmp(name, "echo") == 0) {
             echo_mode = true;
             continue;
+        }
+        if (!takes_value(name)) {
+            return tr_cli_usage_error("echo", "unknown option --%s", name);
         }
         if (value == NULL) {
             return tr_cli_usage_error("echo", "--%s needs a value", name);

@@ -49,13 +49,7 @@ static void on_drain_msg(struct tr_msg *m)
     struct tr_reg *reg = dm->reg;
     tr_free_null(&dm);
     /* Blocking queries answer now, so the HTTP drain is not held up by them. */
-    reg->draining = true;
-    struct tr_heap_node *n;
-    while ((n = tr_heap_min(&reg->deadlines)) != NULL) {
-        struct tr_reg_waiter *w = tr_container_of(n, struct tr_reg_waiter, timer);
-        tr_reg_unwait(reg, w);
-        w->wake(w, true);
-    }
+    tr_reg_drain(reg);
 }
 
 static void on_drain(struct tr_http_serve *cfg)
@@ -70,8 +64,9 @@ static void on_drain(struct tr_http_serve *cfg)
 
 static bool takes_value(const char *name)
 {
-    (void)name;
-    return true;
+    return strcmp(name, "data-dir") == 0 || strcmp(name, "node-name") == 0 ||
+           strcmp(name, "datacenter") == 0 || strcmp(name, "advertise") == 0 ||
+           tr_serve_opts_known(name);
 }
 
 static int run(int argc, char **argv)
@@ -86,6 +81,10 @@ static int run(int argc, char **argv)
         if (name == NULL) {
             tr_free_null(&reg);
             return tr_cli_usage_error("server", "unexpected argument \"%s\"", argv[i - 1]);
+        }
+        if (!takes_value(name)) {
+            tr_free_null(&reg);
+            return tr_cli_usage_error("server", "unknown option --%s", name);
         }
         if (value == NULL) {
             tr_free_null(&reg);

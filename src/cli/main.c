@@ -9,6 +9,10 @@
 static const struct tr_cli_cmd *const commands[] = {
     &tr_cli_cmd_server,
     &tr_cli_cmd_echo,
+    &tr_cli_cmd_services,
+    &tr_cli_cmd_kv,
+    &tr_cli_cmd_register,
+    &tr_cli_cmd_deregister,
 };
 
 static void print_help(FILE *f)
@@ -50,6 +54,11 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 && argc > 2 &&
+        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        printf("Usage: trellis version\n\nPrints the version (same as trellis --version).\n");
+        return 0;
+    }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
         printf("trellis %s\n", trellis_version());
         return 0;

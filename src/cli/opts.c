@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/addr.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -76,6 +77,12 @@ int tr_serve_opts_parse(struct tr_serve_opts *o, const char *name, const char *v
     uint64_t n = 0;
     int rc = 0;
     if (strcmp(name, "listen") == 0) {
+        struct tr_addr addr;
+        if (tr_addr_parse(v, &addr) != 0) {
+            fprintf(stderr, "trellis: --listen: expected host:port (e.g. 127.0.0.1:8080), got "
+                            "\"%s\"\n", v);
+            return -1;
+        }
         o->listen = v;
     } else if (strcmp(name, "workers") == 0) {
         rc = parse_u64(name, v, 1, 256, &n);
@@ -117,6 +124,21 @@ int tr_serve_opts_parse(struct tr_serve_opts *o, const char *name, const char *v
         return 0;
     }
     return rc == 0 ? 1 : -1;
+}
+
+bool tr_serve_opts_known(const char *name)
+{
+    static const char *const names[] = {
+        "listen",         "workers",       "drain-timeout", "log-level",
+        "max-header-bytes", "max-headers", "max-body-bytes", "header-timeout",
+        "body-timeout",   "idle-timeout",  "write-timeout", "max-connections",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(names[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 const char *tr_cli_next_opt(int argc, char **argv, int *i, const char **value,

@@ -82,6 +82,27 @@ int tr_addr_port(const struct tr_addr *a)
     return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
 }
 
+int tr_listen_probe(struct tr_addr *addr)
+{
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    int one = 1;
+    int err = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        bind(fd, (struct sockaddr *)&addr->ss, addr->len) == -1) {
+        err = -errno;
+    } else {
+        socklen_t len = sizeof(addr->ss);
+        if (getsockname(fd, (struct sockaddr *)&addr->ss, &len) == 0) {
+            addr->len = len;
+        }
+    }
+    close(fd);
+    return err;
+}
+
 int tr_listen_socket(struct tr_addr *addr, int backlog)
 {
     int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -22,6 +22,11 @@ TR_MUST_CHECK int tr_addr_parse(const char *text, struct tr_addr *out);
 void tr_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 int tr_addr_port(const struct tr_addr *a);
 
+/* Binds and closes a plain socket (no SO_REUSEPORT) to find out whether `addr` is
+ * free: another process holding it, even with SO_REUSEPORT, makes this fail with
+ * -EADDRINUSE. With port 0 the kernel's free port is written back into addr. */
+TR_MUST_CHECK int tr_listen_probe(struct tr_addr *addr);
+
 /* Creates a non-blocking TCP socket bound to `addr` with SO_REUSEADDR and
  * SO_REUSEPORT, listening with `backlog`. Returns the fd or a negative errno. If the
  * port is 0 the kernel's choice is written back into addr, so the next call binds the

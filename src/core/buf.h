@@ -40,14 +40,15 @@ void tr_buf_reset(struct tr_buf *buf);
 /* Releases the allocation if it is larger than `keep` and empty. */
 void tr_buf_shrink(struct tr_buf *buf, size_t keep);
 
+/* The live bytes; NULL for a buffer that never allocated (no NULL + 0 arithmetic). */
 static inline char *tr_buf_data(const struct tr_buf *buf)
 {
-    return buf->base + buf->off;
+    return buf->base == NULL ? NULL : buf->base + buf->off;
 }
 
 static inline struct tr_slice tr_buf_slice(const struct tr_buf *buf)
 {
-    return tr_slice(buf->base + buf->off, buf->len);
+    return tr_slice(tr_buf_data(buf), buf->len);
 }
 
 #endif

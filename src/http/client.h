@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <uv.h>
 
 #include "core/addr.h"
@@ -42,11 +43,12 @@ void tr_http_client_config_init(struct tr_http_client_config *cfg);
 #define TR_HTTP_CLIENT_E_CONNECT_TIMEOUT (-ETIMEDOUT) /* connect did not finish in time */
 #define TR_HTTP_CLIENT_E_RESPONSE_TIMEOUT (-ETIME)    /* no response byte in time */
 #define TR_HTTP_CLIENT_E_READ_TIMEOUT (-ENODATA)      /* response stalled part way */
-#define TR_HTTP_CLIENT_E_RESET (-ECONNRESET)          /* upstream closed or reset before the
-                                                         response was complete */
-#define TR_HTTP_CLIENT_E_BAD_RESPONSE (-EPROTO)       /* malformed or ambiguous framing */
+#define TR_HTTP_CLIENT_E_RESET                                                                     \
+    (-ECONNRESET)                                      /* upstream closed or reset before the      \
+                                                          response was complete */
+#define TR_HTTP_CLIENT_E_BAD_RESPONSE (-EPROTO)        /* malformed or ambiguous framing */
 #define TR_HTTP_CLIENT_E_HEADERS_TOO_LARGE (-EMSGSIZE) /* max_header_bytes or max_headers */
-#define TR_HTTP_CLIENT_E_CANCELED (-ECANCELED)        /* tr_http_client_close() */
+#define TR_HTTP_CLIENT_E_CANCELED (-ECANCELED)         /* tr_http_client_close() */
 
 /* Flags given with an error: what had happened before it. */
 enum {
@@ -70,8 +72,8 @@ struct tr_http_client_header {
 /* A final response's head. Slices point into the connection's input buffer and are
  * valid only during the headers callback; copy what must live longer. */
 struct tr_http_client_resp {
-    int status;                                  /* 200..999 */
-    unsigned version_minor;                      /* HTTP/1.<minor>: 0 or 1 */
+    int status;             /* 200..999 */
+    unsigned version_minor; /* HTTP/1.<minor>: 0 or 1 */
     struct tr_slice reason;
     const struct tr_http_client_header *headers; /* in wire order, values without OWS */
     size_t header_count;
@@ -93,7 +95,7 @@ typedef void tr_http_client_error_cb(struct tr_http_client_req *req, int err, un
 /* A streamed body chunk is released: status 0 once handed to the kernel, negative when
  * it never will be (the request failed, ended or was cancelled first). */
 typedef void tr_http_client_write_cb(int status, void *data);
-typedef void tr_http_client_close_cb(struct tr_http_client *client, void *data);
+typedef void tr_http_client_close_cb(void *data);
 
 struct tr_http_client_handler {
     tr_http_client_headers_cb *on_headers; /* required */
@@ -126,13 +128,13 @@ struct tr_http_client_request {
 
 /* Creates a client on `loop` (which must be this thread's). `cfg` is copied; NULL takes
  * the defaults. Aborts on OOM. */
-struct tr_http_client *tr_http_client_new(uv_loop_t *loop,
-                                          const struct tr_http_client_config *cfg);
+struct tr_http_client *tr_http_client_new(uv_loop_t *loop, const struct tr_http_client_config *cfg);
 
-/* Fails every request in flight with TR_HTTP_CLIENT_E_CANCELED (their error callbacks
- * run before this returns), closes every connection and the client's own handles, then
- * calls `cb` (may be NULL) from the loop and frees the client. Afterwards the loop holds
- * nothing of the client, so uv_loop_close() can succeed. New requests get -ESHUTDOWN. */
+/* Call once. Fails every request in flight with TR_HTTP_CLIENT_E_CANCELED (their error
+ * callbacks run before this returns; one inside its own callback fails when that
+ * returns), closes every connection and the client's own handles, then calls `cb` (may
+ * be NULL) from the loop and frees the client. Afterwards the loop holds nothing of the
+ * client, so uv_loop_close() can succeed. Until then new requests get -ESHUTDOWN. */
 void tr_http_client_close(struct tr_http_client *client, tr_http_client_close_cb *cb, void *data);
 
 /* Starts a request: takes a pooled connection to `r->upstream` or connects a new one.
@@ -148,8 +150,8 @@ TR_MUST_CHECK int tr_http_client_request(struct tr_http_client *client,
  * must stay valid until `cb(status, data)` runs, exactly once, from the loop (possibly
  * after the request's end/error callback or a cancel, with a negative status). Wait for
  * it before writing more to get backpressure. Returns -EINVAL if the request does not
- * stream its body, was ended, or the chunk would exceed its content_length; `cb` is not
- * called then. Empty chunks are ignored (cb still runs). */
+ * stream its body, was ended, or the chunk is empty or would exceed its content_length,
+ * or a socket error; `cb` is not called then. */
 TR_MUST_CHECK int tr_http_client_req_write(struct tr_http_client_req *req, struct tr_slice chunk,
                                            tr_http_client_write_cb *cb, void *data);
 
@@ -165,9 +167,9 @@ void tr_http_client_req_pause(struct tr_http_client_req *req);
 void tr_http_client_req_resume(struct tr_http_client_req *req);
 
 /* Abandons the request at any point, including from inside its own callbacks: no
- * further callback runs for it except outstanding write callbacks (with a negative
- * status), its connection is closed, and the handle is gone. No-op from inside its
- * end/error callback. */
+ * further callback runs for it except the write callbacks of chunks already accepted
+ * (each still runs once), its connection is closed, and the handle is gone. No-op from
+ * inside its end/error callback. */
 void tr_http_client_req_cancel(struct tr_http_client_req *req);
 
 struct tr_http_client_stats {

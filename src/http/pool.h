@@ -7,9 +7,10 @@
 #ifndef TR_HTTP_POOL_H
 #define TR_HTTP_POOL_H
 
-#include <llhttp.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <llhttp.h>
 #include <uv.h>
 
 #include "core/addr.h"
@@ -36,14 +37,14 @@ struct tr_http_pool {
  *   IDLE --taken by a request--> ACTIVE
  *   any --error, timeout, cancel, client close, not reusable--> CLOSING (freed in the
  *                                                                close callback) */
-enum tr_http_conn_state {
-    TR_HTTP_CONN_CONNECTING = 0,
-    TR_HTTP_CONN_ACTIVE,
-    TR_HTTP_CONN_IDLE,
-    TR_HTTP_CONN_CLOSING,
+enum tr_http_client_conn_state {
+    TR_HTTP_CLIENT_CONN_CONNECTING = 0,
+    TR_HTTP_CLIENT_CONN_ACTIVE,
+    TR_HTTP_CLIENT_CONN_IDLE,
+    TR_HTTP_CLIENT_CONN_CLOSING,
 };
 
-struct tr_http_conn {
+struct tr_http_client_conn {
     uv_tcp_t tcp; /* tcp.data = conn */
     uv_connect_t connect_req;
     struct tr_list link;          /* in client->conns until CLOSING */
@@ -57,10 +58,10 @@ struct tr_http_conn {
     const char *parse_base; /* tr_buf_data(&in) during the current llhttp_execute() */
     size_t parsed;          /* bytes at the front of `in` already given to the parser */
     uint64_t id;
-    uint64_t acked_base; /* peer-acknowledged bytes when the current request started */
+    uint64_t acked_base;     /* peer-acknowledged bytes when the current request started */
     unsigned writes_pending; /* uv_write requests on this connection not yet called back */
     int read_err;            /* UV_EOF or a read error seen and not yet acted on; 0 if none */
-    enum tr_http_conn_state state;
+    enum tr_http_client_conn_state state;
     bool reused;    /* completed an exchange before the current one */
     bool reading;   /* uv_read_start() in effect */
     bool in_parse;  /* inside llhttp_execute(): request and connection must not be freed */
@@ -70,19 +71,19 @@ struct tr_http_conn {
 struct tr_http_client {
     uv_loop_t *loop;
     struct tr_http_client_config cfg;
-    uv_timer_t timer;      /* sweeps the timeout queues; unref'd */
+    uv_timer_t timer;        /* sweeps the timeout queues; unref'd */
     uv_idle_t deferred_idle; /* runs deferred resumes on the next loop turn; unref'd */
-    uint64_t timer_due;    /* loop time the timer fires at, while it is active */
+    uint64_t timer_due;      /* loop time the timer fires at, while it is active */
     struct tr_timeq connect_q;
     struct tr_timeq response_q;
     struct tr_timeq read_q;
     struct tr_timeq idle_q;
-    struct tr_list conns;    /* every connection not CLOSING */
-    struct tr_list deferred; /* connections with a resume pending */
+    struct tr_list conns;          /* every connection not CLOSING */
+    struct tr_list deferred;       /* connections with a resume pending */
     struct tr_http_pool **buckets; /* owned; pools hashed by address */
     size_t nbuckets;
     size_t npools;
-    struct tr_http_client_header *scratch; /* owned; max_headers entries for the headers cb */
+    struct tr_http_client_header *scratch;   /* owned; max_headers entries for the headers cb */
     struct tr_http_chunk_write *free_writes; /* owned; recycled streamed-body write requests */
     unsigned nfree_writes;
     struct tr_http_client_stats stats;
@@ -101,44 +102,39 @@ struct tr_http_pool *tr_http_pool_get(struct tr_http_client *client, const struc
  * candidate is probed with a non-blocking MSG_PEEK recv, and one that reports EOF, an
  * error or unexpected bytes is closed (stats.probe_drops). Returns NULL if none. The
  * connection comes back ACTIVE-ready: removed from the idle list, ref'd, timer cancelled. */
-struct tr_http_conn *tr_http_pool_take(struct tr_http_pool *pool);
+struct tr_http_client_conn *tr_http_pool_take(struct tr_http_pool *pool);
 
 /* Opens a new connection of `pool` and starts connecting; the connection is CONNECTING
  * and reading starts once connected. Returns 0 and the connection, or a socket error
  * (nothing is left behind then). */
-TR_MUST_CHECK int tr_http_pool_connect(struct tr_http_pool *pool, struct tr_http_conn **out);
+TR_MUST_CHECK int tr_http_pool_connect(struct tr_http_pool *pool, struct tr_http_client_conn **out);
 
 /* The exchange on `conn` is over and its framing allows reuse: the connection goes idle
  * in its pool (evicting the least recently used one when full), or is closed when the
  * client is closing, reuse is off, writes are still in flight or input is left over.
  * conn->req must be NULL. */
-void tr_http_pool_release(struct tr_http_conn *conn);
+void tr_http_pool_release(struct tr_http_client_conn *conn);
 
 /* Closes `conn` (idempotent). conn->req must be NULL. Freed in the close callback. */
-void tr_http_pool_close(struct tr_http_conn *conn);
+void tr_http_pool_close(struct tr_http_client_conn *conn);
 
 /* Arms the connection's single timeout in queue `q` (one of the client's), or cancels
  * it when q is NULL. */
-void tr_http_pool_arm(struct tr_http_conn *conn, struct tr_timeq *q);
+void tr_http_pool_arm(struct tr_http_client_conn *conn, struct tr_timeq *q);
 
-TR_MUST_CHECK int tr_http_pool_read_start(struct tr_http_conn *conn);
-void tr_http_pool_read_stop(struct tr_http_conn *conn);
+TR_MUST_CHECK int tr_http_pool_read_start(struct tr_http_client_conn *conn);
+void tr_http_pool_read_stop(struct tr_http_client_conn *conn);
 
 /* Asks for tr_http_client__deferred(conn) to run from the loop on its next turn. */
-void tr_http_pool_defer(struct tr_http_conn *conn);
-
-/* Bytes of output on socket `fd` the peer has acknowledged (Linux TCP_INFO
- * tcpi_bytes_acked), in client_os_linux.c. Returns 0, or a negative errno when the
- * kernel cannot tell. */
-TR_MUST_CHECK int tr_http_client_os_bytes_acked(int fd, uint64_t *out);
+void tr_http_pool_defer(struct tr_http_client_conn *conn);
 
 /* Hooks into the request layer (client.c), called for a connection that has a request. */
-void tr_http_client__connected(struct tr_http_conn *conn, int status);
-void tr_http_client__read(struct tr_http_conn *conn, ssize_t nread);
-void tr_http_client__timeout(struct tr_http_conn *conn);
-void tr_http_client__deferred(struct tr_http_conn *conn);
+void tr_http_client__connected(struct tr_http_client_conn *conn, int status);
+void tr_http_client__read(struct tr_http_client_conn *conn, ssize_t nread);
+void tr_http_client__timeout(struct tr_http_client_conn *conn);
+void tr_http_client__deferred(struct tr_http_client_conn *conn);
 /* The client is closing: fail the request on `conn` with TR_HTTP_CLIENT_E_CANCELED. */
-void tr_http_client__abort(struct tr_http_conn *conn);
+void tr_http_client__abort(struct tr_http_client_conn *conn);
 /* Frees the client's recycled write requests. */
 void tr_http_client__free_writes(struct tr_http_client *client);
 

@@ -23,6 +23,14 @@ static int prepare(struct tr_runtime *rt)
                      st->cfg->listen);
         return -1;
     }
+    /* SO_REUSEPORT would let us share a port another server already holds; a plain
+     * bind first makes "address already in use" an error, as users expect. */
+    int probe = tr_listen_probe(&addr);
+    if (probe != 0) {
+        TR_LOG_ERROR(rt->name, NULL, "cannot listen on %s: %s", st->cfg->listen,
+                     tr_strerror(probe));
+        return -1;
+    }
     st->fds = tr_xcalloc(rt->nworkers, sizeof(int));
     for (unsigned i = 0; i < rt->nworkers; i++) {
         int fd = tr_listen_socket(&addr, 1024);

@@ -58,11 +58,14 @@ struct tr_http_conn {
     uint32_t url_len;
     bool field_open;
     bool value_open;
+    bool peer_eof;       /* the client half-closed: close once its requests are answered */
     const char *exec_start;  /* bytes given to the current llhttp_execute() */
     const char *exec_end;
     const char *prev_exec_end; /* end of the previous llhttp_execute() input */
     const char *span_end;    /* where the last header value span ended */
-    size_t head_raw;     /* raw bytes of the current head seen so far */
+    size_t head_size;    /* canonical size of the head so far (what the limit counts) */
+    size_t head_raw;     /* raw bytes fed while the head was incomplete (flood guard) */
+    bool prev_tail_fold; /* previous input ended in LF + optional SP/HT */
     uint64_t body_bytes;
 
     struct tr_buf out;   /* output not yet handed to the kernel */
@@ -208,6 +211,7 @@ static void req_reset(struct tr_http_conn *conn)
     conn->url_len = 0;
     conn->field_open = false;
     conn->value_open = false;
+    conn->head_size = 0;
     conn->head_raw = 0;
     conn->body_bytes = 0;
     conn->handler_called = false;
@@ -244,11 +248,31 @@ static int set_err(struct tr_http_conn *conn, enum tr_err e, const char *msg)
     return HPE_USER;
 }
 
+static int head_limit_exceeded(struct tr_http_conn *conn)
+{
+    size_t limit = conn->srv->limits.max_header_bytes;
+    snprintf(conn->err_buf, sizeof(conn->err_buf),
+             "request line and headers exceed %zu bytes (max_header_bytes)", limit);
+    return set_err(conn, TR_E_HEADERS_TOO_LARGE, conn->err_buf);
+}
+
+/* Counts `n` bytes towards the head limit. The count is canonical — method, target,
+ * names and values as received, plus one SP, ": " and CRLF where the grammar puts
+ * them — so the verdict does not depend on optional whitespace or on how the bytes
+ * were split across reads. */
+static int head_count(struct tr_http_conn *conn, size_t n)
+{
+    conn->head_size += n;
+    return conn->head_size > conn->srv->limits.max_header_bytes ? head_limit_exceeded(conn) : 0;
+}
+
 static int head_append(struct tr_http_conn *conn, const char *at, size_t len)
 {
     size_t limit = conn->srv->limits.max_header_bytes;
-    conn->head_raw += len;
-    if (conn->head.len + len > limit || conn->head_raw > limit) {
+    if (head_count(conn, len) != 0) {
+        return HPE_USER;
+    }
+    if (conn->head.len + len > limit) {
         snprintf(conn->err_buf, sizeof(conn->err_buf),
                  "request line and headers exceed %zu bytes (max_header_bytes)", limit);
         return set_err(conn, TR_E_HEADERS_TOO_LARGE, conn->err_buf);
@@ -266,6 +290,20 @@ static int on_message_begin(llhttp_t *p)
     conn->req.id = next_req_id();
     conn->req.log.req_id = conn->req.id;
     conn_update_timer(conn, true);
+    /* SP, SP, "HTTP/1.1", CRLF after the request line; CRLF ending the head. */
+    return head_count(conn, 1 + 1 + 8 + 2 + 2);
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+    (void)at;
+    return head_count(conn_of(p), len);
+}
+
+static int on_method_complete(llhttp_t *p)
+{
+    /* Known this early so an error answer to HEAD carries no body. */
+    conn_of(p)->req.method_id = llhttp_get_method(p);
     return 0;
 }
 
@@ -307,18 +345,48 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     struct tr_http_conn *conn = conn_of(p);
+    if (!conn->field_open || conn->hoffs[conn->nhoffs - 1].name_len == 0) {
+        /* ": value": RFC 9110 §5.1 needs a token; llhttp 8.1 lets it through. */
+        return set_err(conn, TR_E_BAD_REQUEST, "empty header name");
+    }
     conn->field_open = false;
-    conn->head_raw += 4; /* ": " and CRLF, so the limit sees the real head size */
-    return 0;
+    return head_count(conn, 4); /* ": " and CRLF */
+}
+
+/* Is the first byte of a header value preceded, across optional whitespace, by a line
+ * feed? llhttp skips such a fold silently when the value's first line is empty. */
+static bool value_follows_line_break(const struct tr_http_conn *conn, const char *at)
+{
+    const char *q = at;
+    while (q > conn->exec_start && (q[-1] == ' ' || q[-1] == '\t')) {
+        q--;
+    }
+    if (q > conn->exec_start) {
+        return q[-1] == '\n';
+    }
+    return conn->prev_tail_fold;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct tr_http_conn *conn = conn_of(p);
+    if (conn->nhoffs == 0) {
+        return set_err(conn, TR_E_BAD_REQUEST, "header value without a name");
+    }
+    if (len == 0) {
+        /* llhttp marks an empty value with a zero-length span placed after the line
+         * break it had to look past; it carries nothing to check or keep. */
+        return 0;
+    }
     struct hdr_off *h = &conn->hoffs[conn->nhoffs - 1];
     if (!conn->value_open) {
         h->value_off = (uint32_t)conn->head.len;
         conn->value_open = true;
+        if (value_follows_line_break(conn, at)) {
+            /* "Name:" CRLF SP "value": obs-fold with an empty first line. */
+            return set_err(conn, TR_E_BAD_REQUEST,
+                           "obsolete line folding (obs-fold) in header value");
+        }
     } else if (!(conn->span_end == conn->prev_exec_end && at == conn->exec_start)) {
         /* A value continues in a second span only across two reads; anywhere else
          * llhttp has skipped a line break: obs-fold, which RFC 9112 §5.2 lets a
@@ -335,8 +403,14 @@ static int on_header_value_complete(llhttp_t *p)
 {
     struct tr_http_conn *conn = conn_of(p);
     conn->value_open = false;
+    if (conn->nhoffs == 0) {
+        return set_err(conn, TR_E_BAD_REQUEST, "header value without a name");
+    }
     struct hdr_off *h = &conn->hoffs[conn->nhoffs - 1];
-    const char *v = conn->head.base + conn->head.off + h->value_off;
+    if (h->value_len == 0) {
+        return 0;
+    }
+    const char *v = tr_buf_data(&conn->head) + h->value_off;
     /* RFC 9110 §5.5: CR, LF and NUL are never allowed in a field value; obs-fold would
      * surface here as CR/LF too. llhttp's strict mode rejects most of these already. */
     for (uint32_t i = 0; i < h->value_len; i++) {
@@ -379,7 +453,7 @@ static void split_target(struct tr_http_req *req)
 static int build_head(struct tr_http_conn *conn)
 {
     struct tr_http_req *req = &conn->req;
-    const char *base = conn->head.base + conn->head.off;
+    const char *base = conn->head.len > 0 ? tr_buf_data(&conn->head) : "";
     req->method_id = llhttp_get_method(&conn->parser);
     req->method = tr_slice_cstr(llhttp_method_name((llhttp_method_t)req->method_id));
     req->version_minor = llhttp_get_http_minor(&conn->parser);
@@ -433,6 +507,10 @@ static int build_head(struct tr_http_conn *conn)
                        hosts ? "more than one Host header" : "missing Host header");
     }
     req->keep_alive = llhttp_should_keep_alive(&conn->parser);
+    if (req->method_id == HTTP_CONNECT) {
+        /* What follows a CONNECT head is a tunnel we do not serve: answer and close. */
+        req->keep_alive = false;
+    }
     return 0;
 }
 
@@ -538,6 +616,8 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
+    .on_method = on_method,
+    .on_method_complete = on_method_complete,
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
@@ -606,8 +686,6 @@ static size_t conn_execute(struct tr_http_conn *conn, const char *data, size_t l
     if (conn->parser_paused || conn->stop_parsing || conn->closing || len == 0) {
         return conn->stop_parsing || conn->closing ? len : 0;
     }
-    size_t start_raw = conn->head_raw;
-    enum conn_state start_state = conn->state;
     conn->in_parser = true;
     conn->prev_exec_end = conn->exec_end;
     conn->exec_start = data;
@@ -642,20 +720,21 @@ static size_t conn_execute(struct tr_http_conn *conn, const char *data, size_t l
         report_parse_error(conn, err);
         used = len;
     }
-    /* Bytes the parser skipped without a span callback (whitespace) still count
-     * against the head limit while the head is incomplete. */
-    if (err == HPE_OK && conn->state == CS_HEAD && start_state == CS_HEAD) {
-        size_t seen = conn->head_raw - start_raw;
-        if (len > seen) {
-            conn->head_raw += len - seen;
-        }
-        if (conn->head_raw > conn->srv->limits.max_header_bytes) {
-            snprintf(conn->err_buf, sizeof(conn->err_buf),
-                     "request line and headers exceed %zu bytes (max_header_bytes)",
-                     conn->srv->limits.max_header_bytes);
-            conn_fail(conn, TR_E_HEADERS_TOO_LARGE, conn->err_buf);
+    if (conn->state == CS_HEAD && !conn->stop_parsing && !conn->closing) {
+        /* Flood guard for bytes the canonical count skips (optional whitespace). */
+        conn->head_raw += len;
+        if (conn->head_raw > 2 * conn->srv->limits.max_header_bytes + 1024) {
+            head_limit_exceeded(conn);
+            conn_fail(conn, conn->err, conn->err_msg);
         }
     }
+    /* Remember whether the input ended in LF + optional whitespace, for obs-fold
+     * detection when the value starts in the next read. */
+    const char *q = data + len;
+    while (q > data && (q[-1] == ' ' || q[-1] == '\t')) {
+        q--;
+    }
+    conn->prev_tail_fold = q > data && q[-1] == '\n';
     return used;
 }
 
@@ -716,10 +795,10 @@ static void on_eof(struct tr_http_conn *conn, ssize_t nread)
         conn_close(conn);
         return;
     }
-    if (conn->state == CS_HANDLER && conn->in.len == 0) {
-        /* The client half-closed after a complete request: answer, then close. */
-        conn->close_after = true;
-        conn->stop_parsing = true;
+    if (conn->state == CS_HANDLER) {
+        /* The client half-closed after a complete request: answer it and whatever
+         * complete requests are pipelined behind it, then close. */
+        conn->peer_eof = true;
         conn_read_stop(conn);
         return;
     }
@@ -776,7 +855,7 @@ static void conn_after_io(struct tr_http_conn *conn)
     size_t backlog_max = conn->srv->limits.max_header_bytes + SCRATCH_SIZE;
     bool over_out = tr_http__conn_pending(conn) > conn->srv->limits.output_high_water;
     bool over_in = conn->in.len > backlog_max;
-    if (conn->user_paused || over_out || over_in || conn->stop_parsing) {
+    if (conn->user_paused || over_out || over_in || conn->stop_parsing || conn->peer_eof) {
         if (!conn->stop_parsing || conn->close_after) {
             conn_read_stop(conn);
         }
@@ -911,8 +990,10 @@ static void conn_flush(struct tr_http_conn *conn)
             return;
         }
     }
-    if (conn->close_after && (conn->state == CS_IDLE || conn->req.resp_ended ||
-                              !conn->handler_called)) {
+    if (conn->close_after && (conn->state == CS_IDLE || conn->req.resp_ended)) {
+        conn_finish_close(conn);
+    } else if (conn->peer_eof && conn->state != CS_HANDLER && !conn->in_parser) {
+        /* Nothing more can arrive: what is answered is all there will be. */
         conn_finish_close(conn);
     } else if (conn->state == CS_IDLE && conn->in.len == 0) {
         conn_release_idle_memory(conn);
@@ -949,6 +1030,9 @@ void tr_http__req_done(struct tr_http_req *req)
 {
     struct tr_http_conn *conn = req->conn;
     req->resp_ended = true;
+    /* A pause asked for by the handler ends with its request (fuzzer find: a paused
+     * connection whose message completed in the same read never read again). */
+    conn->user_paused = false;
     if (req->resp_close || (req->expect_continue && !conn->continue_sent && !conn->msg_complete)) {
         conn->close_after = true;
         conn->stop_parsing = true;

@@ -85,6 +85,8 @@ int tr_reg_open(struct tr_reg *reg, const char *data_dir, char *err, size_t errl
     tr_list_init(&reg->commit_waiters);
     tr_list_init(&reg->pending_notify);
     tr_list_init(&reg->writer.pending);
+    pthread_mutex_init(&reg->writer.lock, NULL);
+    pthread_cond_init(&reg->writer.cond, NULL);
     default_identity(reg);
     reg->catalog = tr_catalog_new(reg);
     reg->persist_ops = &tr_persist_sqlite;
@@ -103,6 +105,7 @@ int tr_reg_open(struct tr_reg *reg, const char *data_dir, char *err, size_t errl
     reg->index = max_index > 0 ? max_index : 1;
     tr_catalog_loaded(reg);
     uv_loop_init(&reg->loop);
+    reg->loop_ready = true;
     rc = tr_mailbox_init(&reg->inbox, &reg->loop);
     reg->inbox.data = reg;
     uv_timer_init(&reg->loop, &reg->deadline_timer);
@@ -347,6 +350,31 @@ void tr_reg_after_commit(struct tr_reg *reg, struct tr_reg_commit *c)
     tr_list_insert_tail(&reg->commit_waiters, &c->link);
 }
 
+void tr_reg_settle(struct tr_reg *reg, bool commit)
+{
+    struct tr_list batch;
+    tr_list_init(&batch);
+    pthread_mutex_lock(&reg->writer.lock);
+    while (!tr_list_empty(&reg->writer.pending)) {
+        struct tr_list *l = tr_list_first(&reg->writer.pending);
+        tr_list_remove(l);
+        tr_list_insert_tail(&batch, l);
+    }
+    pthread_mutex_unlock(&reg->writer.lock);
+    int status = 0;
+    if (commit) {
+        status = reg->persist_ops->commit(reg->persist, &batch, reg->index);
+    }
+    struct tr_list *l;
+    while ((l = tr_list_first(&batch)) != NULL) {
+        tr_list_remove(l);
+        tr_reg_record_free(tr_container_of(l, struct tr_reg_record, link));
+    }
+    reg->committed_seq = reg->seq;
+    finish_commits(reg, status);
+    flush_notifications(reg);
+}
+
 uint64_t tr_reg_next_index(struct tr_reg *reg)
 {
     return ++reg->index;
@@ -369,8 +397,6 @@ static void reg_thread_main(void *arg)
 int tr_reg_start(struct tr_reg *reg)
 {
     struct tr_reg_writer *wr = &reg->writer;
-    pthread_mutex_init(&wr->lock, NULL);
-    pthread_cond_init(&wr->cond, NULL);
     if (pthread_create(&wr->thread, NULL, writer_main, reg) != 0) {
         return -errno;
     }
@@ -396,6 +422,23 @@ static void release_all_waiters(struct tr_reg *reg)
     }
 }
 
+static void close_handles(struct tr_reg *reg)
+{
+    if (reg->handles_closed) {
+        return;
+    }
+    reg->handles_closed = true;
+    uv_timer_stop(&reg->deadline_timer);
+    uv_close((uv_handle_t *)&reg->deadline_timer, NULL);
+    tr_mailbox_close(&reg->inbox);
+}
+
+void tr_reg_drain(struct tr_reg *reg)
+{
+    reg->draining = true;
+    release_all_waiters(reg);
+}
+
 static void on_stop(struct tr_msg *m)
 {
     struct stop_msg *sm = tr_container_of(m, struct stop_msg, msg);
@@ -405,9 +448,7 @@ static void on_stop(struct tr_msg *m)
     reg->stopping = true;
     release_all_waiters(reg);
     tr_catalog_stop(reg);
-    uv_timer_stop(&reg->deadline_timer);
-    uv_close((uv_handle_t *)&reg->deadline_timer, NULL);
-    tr_mailbox_close(&reg->inbox);
+    close_handles(reg);
 }
 
 void tr_reg_stop(struct tr_reg *reg)
@@ -435,8 +476,16 @@ void tr_reg_stop(struct tr_reg *reg)
 
 void tr_reg_close(struct tr_reg *reg)
 {
-    uv_run(&reg->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&reg->loop) != 0) {
+    if (reg->loop_ready) {
+        /* Never started (tests, a failed start): the handles are still open. */
+        if (!reg->handles_closed) {
+            release_all_waiters(reg);
+            tr_catalog_stop(reg);
+            close_handles(reg);
+        }
+        uv_run(&reg->loop, UV_RUN_DEFAULT);
+    }
+    if (reg->loop_ready && uv_loop_close(&reg->loop) != 0) {
         TR_LOG_WARN("registry", NULL, "registry loop still had open handles");
     }
     tr_catalog_free(reg);

@@ -70,6 +70,8 @@ struct tr_reg {
     bool persist_failed;          /* a commit failed: writes are refused */
     bool draining;                /* answer blocking queries at once */
     bool stopping;
+    bool loop_ready;              /* loop and handles initialised */
+    bool handles_closed;          /* inbox and timer closed (by on_stop or close) */
 
     /* Identity reported by /v1/agent/self and the catalog. */
     char node_name[128];
@@ -109,6 +111,13 @@ void tr_reg_wait(struct tr_reg *reg, struct tr_reg_waiter *w, const char *topic,
 /* Unparks `w` without calling it (no-op if not parked). */
 void tr_reg_unwait(struct tr_reg *reg, struct tr_reg_waiter *w);
 bool tr_reg_waiting(const struct tr_reg_waiter *w);
+
+/* From now on blocking queries answer at once; parked ones are answered now. */
+void tr_reg_drain(struct tr_reg *reg);
+
+/* Tests and fuzzing only, on the owning thread with the threads not started: commits
+ * (commit = true) or drops everything queued, then acts as if it were durable. */
+void tr_reg_settle(struct tr_reg *reg, bool commit);
 
 /* Topic names. */
 #define TR_TOPIC_CATALOG "catalog"

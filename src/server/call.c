@@ -245,6 +245,39 @@ bool tr_srv_query(struct tr_srv_call *c, const char *name, struct tr_slice *valu
     return false;
 }
 
+size_t tr_srv_query_all(struct tr_srv_call *c, const char *name, struct tr_slice *out,
+                        size_t max)
+{
+    struct tr_slice q = c->query;
+    size_t nlen = strlen(name);
+    size_t start = 0;
+    size_t count = 0;
+    if (q.len == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i <= q.len; i++) {
+        if (i < q.len && q.ptr[i] != '&') {
+            continue;
+        }
+        struct tr_slice item = tr_slice(q.ptr + start, i - start);
+        start = i + 1;
+        const char *eq = memchr(item.ptr, '=', item.len);
+        size_t klen = eq ? (size_t)(eq - item.ptr) : item.len;
+        if (klen != nlen || memcmp(item.ptr, name, nlen) != 0) {
+            continue;
+        }
+        if (count < max) {
+            struct tr_slice raw = eq ? tr_slice(eq + 1, item.len - klen - 1) : tr_slice("", 0);
+            char *dec = tr_arena_alloc(&c->arena, raw.len + 1);
+            size_t n = tr_pct_decode(dec, raw, true);
+            dec[n] = '\0';
+            out[count] = tr_slice(dec, n);
+        }
+        count++;
+    }
+    return count;
+}
+
 bool tr_srv_query_flag(struct tr_srv_call *c, const char *name)
 {
     struct tr_slice v;
@@ -336,4 +369,39 @@ void tr_srv_worker_init(struct tr_srv_worker *sw, uv_loop_t *loop, struct tr_reg
 void tr_srv_worker_close(struct tr_srv_worker *sw)
 {
     tr_mailbox_close(&sw->inbox);
+}
+
+int tr_srv_call_sync(struct tr_reg *reg, const struct tr_router *router, const char *method,
+                     struct tr_slice target, struct tr_slice body, struct tr_buf *out)
+{
+    const char *q = memchr(target.ptr, '?', target.len);
+    struct tr_slice path = q ? tr_slice(target.ptr, (size_t)(q - target.ptr)) : target;
+    struct tr_route_match m;
+    tr_router_match(router, tr_slice_cstr(method), path, &m);
+    if (m.route == NULL) {
+        return m.method_mismatch ? 405 : 404;
+    }
+    struct tr_srv_call *c = tr_xcalloc(1, sizeof(*c));
+    tr_arena_init(&c->arena, 1024);
+    tr_buf_init(&c->out);
+    c->exec = (tr_srv_exec *)tr_route_data(m.route);
+    c->method = tr_slice_cstr(method);
+    c->query = q ? tr_slice(q + 1, target.len - path.len - 1) : tr_slice("", 0);
+    c->body = body;
+    if (m.nparams > 0) {
+        struct tr_slice raw = m.params[0].value;
+        char *p = tr_arena_alloc(&c->arena, raw.len + 1);
+        size_t n = tr_pct_decode(p, raw, false);
+        p[n] = '\0';
+        c->param = tr_slice(p, n);
+    }
+    c->status = 200;
+    c->timed_out = true; /* never park */
+    c->exec(reg, c);
+    int status = c->status;
+    if (out != NULL) {
+        tr_buf_append_slice(out, tr_buf_slice(&c->out));
+    }
+    call_free(c);
+    return status;
 }

@@ -75,6 +75,10 @@ bool tr_srv_query_flag(struct tr_srv_call *c, const char *name);
 /* Unsigned integer parameter: returns 1 if present and valid, 0 if absent, -1 after
  * setting a 400 answer naming the parameter. */
 int tr_srv_query_u64(struct tr_srv_call *c, const char *name, uint64_t *out);
+/* Every occurrence of a repeated parameter ("?tag=a&tag=b"), percent-decoded into the
+ * call's arena, in order: fills up to `max` and returns how many there are in all. */
+size_t tr_srv_query_all(struct tr_srv_call *c, const char *name, struct tr_slice *out,
+                        size_t max);
 
 /* Blocking-query gate: parks the call on `topic` when the client asked to wait for an
  * index beyond `index`; otherwise returns TR_CALL_REPLY and sets c->index. */
@@ -91,6 +95,14 @@ enum tr_call_result tr_srv_reply_error(struct tr_srv_call *c, enum tr_err e, con
 /* Parses c->body as a JSON object; on failure sets a 400 naming the problem and
  * returns NULL. */
 json_t *tr_srv_body_json(struct tr_srv_call *c);
+
+/* Runs one request synchronously on the calling thread, which must own `reg` (its
+ * threads not started): for unit tests and fuzzing. Matches `target` ("/v1/kv/a?raw")
+ * against the router, runs the exec function, and returns the answer's status; the
+ * body is appended to `out` when non-NULL. Parked calls are answered as if their wait
+ * ran out; writes are answered without waiting for a commit. */
+int tr_srv_call_sync(struct tr_reg *reg, const struct tr_router *router, const char *method,
+                     struct tr_slice target, struct tr_slice body, struct tr_buf *out);
 
 /* ---- server wiring ---- */
 

@@ -5,6 +5,7 @@
  * DELETE answer true/false, CAS failure is false rather than an HTTP error. */
 #include "server/consul.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -166,6 +167,12 @@ static enum tr_call_result kv_put(struct tr_reg *reg, struct tr_srv_call *c)
     uint64_t cas = 0;
     if (tr_srv_query_u64(c, "flags", &flags) < 0) {
         return TR_CALL_REPLY;
+    }
+    if (flags > INT64_MAX) {
+        /* JSON numbers above 2^63-1 do not survive most clients' decoders (nor
+         * jansson's), so refuse them rather than hand back a different number. */
+        return tr_srv_reply_error(c, TR_E_BAD_PARAM,
+                                  "flags must be at most 9223372036854775807 (2^63-1)");
     }
     int has_cas = tr_srv_query_u64(c, "cas", &cas);
     if (has_cas < 0) {
