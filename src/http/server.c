@@ -17,6 +17,7 @@
 
 #include "core/addr.h"
 #include "core/mem.h"
+#include "core/query.h"
 
 #define SCRATCH_SIZE (64 * 1024)
 #define SWEEP_MS 100
@@ -1082,34 +1083,9 @@ struct tr_slice tr_http_req_param(const struct tr_http_req *req, const char *nam
     return TR_SLICE_NULL;
 }
 
-static struct tr_slice pct_decode(struct tr_arena *a, struct tr_slice s)
-{
-    char *out = tr_arena_alloc(a, s.len + 1);
-    size_t n = tr_pct_decode(out, s, true);
-    out[n] = '\0';
-    return tr_slice(out, n);
-}
-
 bool tr_http_req_query(struct tr_http_req *req, const char *name, struct tr_slice *value)
 {
-    struct tr_slice q = req->query;
-    size_t nlen = strlen(name);
-    size_t start = 0;
-    for (size_t i = 0; i <= q.len; i++) {
-        if (i < q.len && q.ptr[i] != '&') {
-            continue;
-        }
-        struct tr_slice item = tr_slice(q.ptr + start, i - start);
-        start = i + 1;
-        const char *eq = memchr(item.ptr, '=', item.len);
-        size_t klen = eq ? (size_t)(eq - item.ptr) : item.len;
-        if (klen == nlen && memcmp(item.ptr, name, nlen) == 0) {
-            struct tr_slice raw = eq ? tr_slice(eq + 1, item.len - klen - 1) : tr_slice("", 0);
-            *value = pct_decode(&req->arena, raw);
-            return true;
-        }
-    }
-    return false;
+    return tr_query_get(req->query, name, &req->arena, value);
 }
 
 void tr_http_req_pause(struct tr_http_req *req)

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/query.h"
 
 #define MAX_WAIT_MS (10 * 60 * 1000)
 #define DEFAULT_WAIT_MS (5 * 60 * 1000)
@@ -221,61 +222,13 @@ enum tr_call_result tr_srv_block(struct tr_reg *reg, struct tr_srv_call *c, cons
 
 bool tr_srv_query(struct tr_srv_call *c, const char *name, struct tr_slice *value)
 {
-    struct tr_slice q = c->query;
-    size_t nlen = strlen(name);
-    size_t start = 0;
-    for (size_t i = 0; i <= q.len; i++) {
-        if (i < q.len && q.ptr[i] != '&') {
-            continue;
-        }
-        struct tr_slice item = tr_slice(q.ptr + start, i - start);
-        start = i + 1;
-        const char *eq = memchr(item.ptr, '=', item.len);
-        size_t klen = eq ? (size_t)(eq - item.ptr) : item.len;
-        if (klen != nlen || memcmp(item.ptr, name, nlen) != 0) {
-            continue;
-        }
-        struct tr_slice raw = eq ? tr_slice(eq + 1, item.len - klen - 1) : tr_slice("", 0);
-        char *out = tr_arena_alloc(&c->arena, raw.len + 1);
-        size_t n = tr_pct_decode(out, raw, true);
-        out[n] = '\0';
-        *value = tr_slice(out, n);
-        return true;
-    }
-    return false;
+    return tr_query_get(c->query, name, &c->arena, value);
 }
 
 size_t tr_srv_query_all(struct tr_srv_call *c, const char *name, struct tr_slice *out,
                         size_t max)
 {
-    struct tr_slice q = c->query;
-    size_t nlen = strlen(name);
-    size_t start = 0;
-    size_t count = 0;
-    if (q.len == 0) {
-        return 0;
-    }
-    for (size_t i = 0; i <= q.len; i++) {
-        if (i < q.len && q.ptr[i] != '&') {
-            continue;
-        }
-        struct tr_slice item = tr_slice(q.ptr + start, i - start);
-        start = i + 1;
-        const char *eq = memchr(item.ptr, '=', item.len);
-        size_t klen = eq ? (size_t)(eq - item.ptr) : item.len;
-        if (klen != nlen || memcmp(item.ptr, name, nlen) != 0) {
-            continue;
-        }
-        if (count < max) {
-            struct tr_slice raw = eq ? tr_slice(eq + 1, item.len - klen - 1) : tr_slice("", 0);
-            char *dec = tr_arena_alloc(&c->arena, raw.len + 1);
-            size_t n = tr_pct_decode(dec, raw, true);
-            dec[n] = '\0';
-            out[count] = tr_slice(dec, n);
-        }
-        count++;
-    }
-    return count;
+    return tr_query_all(c->query, name, &c->arena, out, max);
 }
 
 bool tr_srv_query_flag(struct tr_srv_call *c, const char *name)
