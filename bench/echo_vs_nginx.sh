@@ -104,6 +104,11 @@ stop_servers() {
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
+    # Runs from the EXIT trap, possibly after a signal: never stop half-way.
+    # (Inside a trap a bare `return` reports the status of the command the signal
+    # interrupted, so every function here returns explicitly.)
+    set +e
+    trap '' INT TERM
     stop_servers
     rm -rf "$tmp"
 }
@@ -119,7 +124,7 @@ nginx_pids() { # master and workers
 child_pids() { # pid -> its direct children
     if command -v pgrep >/dev/null; then
         pgrep -P "$1" || true
-        return
+        return 0
     fi
     local f stat
     for f in /proc/[0-9]*/stat; do
@@ -148,7 +153,7 @@ core_busy_ticks() { # cpu -> busy ticks of that core (everything but idle and io
     while read -r label user nice system _ _ irq softirq steal rest; do
         if [[ $label == "cpu$1" ]]; then
             echo $((user + nice + system + irq + softirq + steal))
-            return
+            return 0
         fi
     done </proc/stat
     die "cpu$1 not in /proc/stat"
@@ -157,14 +162,14 @@ core_busy_ticks() { # cpu -> busy ticks of that core (everything but idle and io
 free_port() {
     if command -v python3 >/dev/null; then
         python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-        return
+        return 0
     fi
     local port i
     for ((i = 0; i < 100; i++)); do
         port=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
-            return
+            return 0
         fi
     done
     die "no free port found"
@@ -309,12 +314,13 @@ echo "== trellis echo vs nginx: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "   machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), kernel $(uname -r)"
 echo "   trellis: $TRELLIS_BIN ($("$TRELLIS_BIN" --version 2>/dev/null | head -n1 || echo '?'))"
 echo "   nginx:   $("$NGINX" -v 2>&1 | head -n1) (master_process on, 1 worker)"
-echo "   wrk:     $("$WRK" -v 2>&1 | head -n1 | cut -d' ' -f1-2) -t1 -c$CONNECTIONS -d${DURATION}s --latency"
+echo "   wrk:     $({ "$WRK" -v 2>&1 || true; } | head -n1 | cut -d' ' -f1-2) -t1 -c$CONNECTIONS -d${DURATION}s --latency"
 echo "   servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; $ROUNDS rounds x ${DURATION}s per server; sizes: $sizes"
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 summary=()
 verdict=()
+paired=()
 anomalies=0
 contended=0
 total_rounds=0
@@ -372,6 +378,13 @@ for size in $sizes; do
     stop_servers
     tm_rps=$(median "${t_rps[@]}") tm_cpu=$(median "${t_cpu[@]}")
     nm_rps=$(median "${n_rps[@]}") nm_cpu=$(median "${n_cpu[@]}")
+    # Paired view: trellis/nginx within each round (both measured back to back), so
+    # drift between rounds cancels out; the median of those ratios.
+    pairs=()
+    for ((i = 0; i < ROUNDS; i++)); do
+        pairs+=("$(ratio "${t_cpu[i]}" "${n_cpu[i]}")")
+    done
+    paired+=("body $size B: per-round CPU-us/request ratios trellis/nginx: ${pairs[*]} -> median $(median "${pairs[@]}")")
     summary+=("$(printf '| %7s | %14s | %14s | %8s | %14s | %14s | %8s |' "$size" \
         "$(fmt "$tm_rps" '%.0f')" "$(fmt "$nm_rps" '%.0f')" "$(ratio "$tm_rps" "$nm_rps")" \
         "$(fmt "$tm_cpu" '%.2f')" "$(fmt "$nm_cpu" '%.2f')" "$(ratio "$tm_cpu" "$nm_cpu")")")
@@ -385,6 +398,7 @@ echo "| body, B | trellis req/s  |   nginx req/s  | t/n      | trellis CPU-us | 
 echo "|--------:|---------------:|---------------:|---------:|---------------:|---------------:|---------:|"
 printf '%s\n' "${summary[@]}"
 echo
+printf '%s\n' "${paired[@]}"
 printf '%s\n' "${verdict[@]}"
 echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 ((anomalies == 0)) || echo "warning: $anomalies round(s)/log(s) with errors, see above"

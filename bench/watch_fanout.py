@@ -536,7 +536,8 @@ def main():
         print(f"watch_fanout: {e}", file=sys.stderr)
         return 2
     print(f"== watch fan-out: {total} blocking queries over {a.services} services ({a.watchers_per_service} each), "
-          f"{a.changes} changes ({a.change}), wait={a.wait}")
+          f"{a.changes} changes ({a.change}), wait={a.wait}, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+    print(f"   load average before: {' '.join(open('/proc/loadavg').read().split()[:3])}")
     print(f"   machine: {os.cpu_count()} cores, kernel {os.uname().release}; server "
           + (f"on CPU {cpu_srv}, client on CPU 1" if cpu_srv is not None else "and client unpinned")
           + f"; server: {' '.join(srv.argv[1:2])} --workers {a.workers or 'default'}, fd limit {srv.nofile()}")
@@ -573,7 +574,8 @@ def main():
           f"p99 {pct(res['after'], 99):.2f} ms, max {res['after'][-1]:.2f} ms")
     print(f"   server VmRSS with {a.services * a.watchers_per_service} parked watchers: {mib(res['rss_parked']):.1f} MiB; "
           f"at the end {mib(res['rss_end']):.1f} MiB (VmHWM {mib(res['hwm_end']):.1f} MiB)")
-    print(f"   server exit code after SIGTERM: {rc_srv}")
+    print(f"   server exit code after SIGTERM: {rc_srv}; load average after: "
+          f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     for prob in res["problems"][:10]:
         print(f"   problem: {prob}")
     checks = [

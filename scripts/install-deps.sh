@@ -14,7 +14,7 @@ PACKAGES=(
     # Consul-compatibility tests: a Python client library and a real discovery client (vmagent)
     python3-consul victoria-metrics
     # benchmarks
-    nginx-light wrk util-linux etcd-server etcd-client strace
+    nginx-light haproxy wrk util-linux etcd-server etcd-client strace nats-server libnats-dev
 )
 
 # Node.js and npm run the npm `consul` client (tests/integration/test_consul_npm.py). The

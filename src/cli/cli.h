@@ -24,6 +24,7 @@ extern const struct tr_cli_cmd tr_cli_cmd_services;
 extern const struct tr_cli_cmd tr_cli_cmd_kv;
 extern const struct tr_cli_cmd tr_cli_cmd_register;
 extern const struct tr_cli_cmd tr_cli_cmd_deregister;
+extern const struct tr_cli_cmd tr_cli_cmd_proxy;
 
 /* Options every serving subcommand accepts. */
 struct tr_serve_opts {

@@ -9,8 +9,10 @@
 #include "core/mem.h"
 #include "http/serve.h"
 #include "registry/registry.h"
+#include "server/broker_api.h"
 #include "server/call.h"
 #include "server/consul.h"
+#include "server/state_api.h"
 
 struct drain_msg {
     struct tr_msg msg;
@@ -119,6 +121,14 @@ static int run(int argc, char **argv)
     tr_router_init(&router);
     TR_ASSERT(tr_consul_kv_routes(&router) == 0);
     TR_ASSERT(tr_consul_catalog_routes(&router) == 0);
+    struct tr_broker *broker = NULL;
+    if (tr_broker_api_start(&router, data_dir, &broker) != 0) {
+        tr_reg_close(reg);
+        tr_free_null(&reg);
+        tr_router_dispose(&router);
+        return 1;
+    }
+    TR_ASSERT(tr_state_api_routes(&router) == 0);
     if (tr_reg_start(reg) != 0) {
         TR_LOG_ERROR("server", NULL, "cannot start the registry threads");
         return 1;
@@ -136,6 +146,7 @@ static int run(int argc, char **argv)
         .on_drain = on_drain,
     };
     int rc = tr_http_serve_run(&cfg);
+    tr_broker_api_stop(broker);
     tr_reg_stop(reg);
     tr_reg_close(reg);
     tr_free_null(&reg);

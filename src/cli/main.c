@@ -13,6 +13,7 @@ static const struct tr_cli_cmd *const commands[] = {
     &tr_cli_cmd_kv,
     &tr_cli_cmd_register,
     &tr_cli_cmd_deregister,
+    &tr_cli_cmd_proxy,
 };
 
 static void print_help(FILE *f)

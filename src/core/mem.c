@@ -54,7 +54,9 @@ char *tr_xstrdup(const char *s)
 char *tr_xstrndup(const char *s, size_t n)
 {
     char *p = tr_xmalloc(n + 1);
-    memcpy(p, s, n);
+    if (n > 0) {
+        memcpy(p, s, n); /* s may be NULL when n == 0 (memcpy's arguments must not be) */
+    }
     p[n] = '\0';
     return p;
 }

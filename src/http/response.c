@@ -185,6 +185,16 @@ void tr_http_resp_end(struct tr_http_req *req)
     tr_http__req_done(req);
 }
 
+void tr_http_resp_abort(struct tr_http_req *req)
+{
+    TR_ASSERT(req->resp_started && !req->resp_ended);
+    req->resp_chunked = false;
+    req->resp_remaining = UINT64_MAX;
+    req->resp_close = true;
+    req->on_drain = NULL;
+    tr_http__req_done(req);
+}
+
 void tr_http_resp_send(struct tr_http_req *req, int status, struct tr_slice content_type,
                        struct tr_slice body)
 {

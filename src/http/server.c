@@ -200,7 +200,7 @@ static void req_reset(struct tr_http_conn *conn)
     memset(req, 0, sizeof(*req));
     req->conn = conn;
     req->server = conn->srv;
-    tr_arena_init(&req->arena, 4096);
+    tr_arena_init(&req->arena, 1024);
     tr_buf_init(&req->body);
     tr_buf_init(&req->resp_headers);
     req->content_length = UINT64_MAX;
@@ -1108,6 +1108,15 @@ void tr_http_req_resume(struct tr_http_req *req)
     if (!conn->in_read && !conn->in_parser) {
         conn_after_io(conn);
     }
+}
+
+void tr_http_resp_flush(struct tr_http_req *req)
+{
+    struct tr_http_conn *conn = req->conn;
+    if (conn->closing || conn->in_read || conn->in_parser) {
+        return; /* the connection's own event handler flushes when it returns */
+    }
+    conn_after_io(conn);
 }
 
 /* ------------------------------------------------------------ accept / server */

@@ -172,6 +172,18 @@ bool tr_http_resp_write(struct tr_http_req *req, struct tr_slice data, tr_http_d
 /* Ends the response (terminating chunk if chunked). The request must not be touched
  * afterwards: the connection may reuse it for the next request at once. */
 void tr_http_resp_end(struct tr_http_req *req);
+/* Pushes queued response bytes to the socket now. Output is otherwise flushed when the
+ * connection's own read or write event ends, which is enough for handlers that answer
+ * from those events; a handler producing output from another source (a proxy's
+ * upstream connection, a timer) calls this after tr_http_resp_start/write. May run the
+ * request's on_drain callback before it returns. */
+void tr_http_resp_flush(struct tr_http_req *req);
+/* Abandons a response whose head was sent but whose body cannot be completed (a
+ * proxy's upstream failed half way): no terminating chunk is written and the
+ * connection closes once what is queued is flushed, so the client sees a truncated
+ * message rather than a complete-looking one. The request must not be touched
+ * afterwards. */
+void tr_http_resp_abort(struct tr_http_req *req);
 
 /* Internal, shared by server.c and response.c. */
 void tr_http__conn_output(struct tr_http_conn *conn, struct tr_slice data);

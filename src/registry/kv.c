@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sorted key/value store (see kv.h). Entries sit in one sorted array of pointers:
- * lookups and prefix scans are binary searches, and an insert moves pointers only,
- * which stays cheap next to the fsync every write pays anyway. */
+/* Sorted key/value store (see kv.h). A skip list keeps inserts O(log n) wherever the new
+ * key sorts — a sorted array was O(n) per insert and made restarts quadratic — and a
+ * prefix scan is a search for its first key followed by a walk along level 0. */
 #include "registry/kv.h"
 
 #include <string.h>
@@ -16,28 +16,15 @@ static int cmp_key(const struct tr_kv_entry *e, struct tr_slice key)
     return e->key_len < key.len ? -1 : e->key_len > key.len;
 }
 
-/* First position whose key is >= `key`. */
-static size_t lower_bound(const struct tr_kv *kv, struct tr_slice key)
+static bool has_prefix(const struct tr_kv_entry *e, struct tr_slice prefix)
 {
-    size_t lo = 0;
-    size_t hi = kv->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cmp_key(kv->entries[mid], key) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
+    return e->key_len >= prefix.len &&
+           (prefix.len == 0 || memcmp(e->key, prefix.ptr, prefix.len) == 0);
 }
 
-void tr_kv_init(struct tr_kv *kv)
+static struct tr_kv_entry *entry_new(int level)
 {
-    kv->entries = NULL;
-    kv->len = 0;
-    kv->cap = 0;
-    kv->live = 0;
+    return tr_xcalloc(1, sizeof(struct tr_kv_entry) + (size_t)level * sizeof(void *));
 }
 
 static void entry_free(struct tr_kv_entry *e)
@@ -47,13 +34,62 @@ static void entry_free(struct tr_kv_entry *e)
     tr_free_null(&e);
 }
 
+void tr_kv_init(struct tr_kv *kv)
+{
+    kv->head = entry_new(TR_KV_MAX_LEVEL);
+    kv->head->level = TR_KV_MAX_LEVEL;
+    kv->level = 1;
+    kv->len = 0;
+    kv->live = 0;
+    kv->rng = 0x9e3779b97f4a7c15ull;
+}
+
 void tr_kv_dispose(struct tr_kv *kv)
 {
-    for (size_t i = 0; i < kv->len; i++) {
-        entry_free(kv->entries[i]);
+    if (kv->head == NULL) {
+        return;
     }
-    tr_free_null(&kv->entries);
-    tr_kv_init(kv);
+    struct tr_kv_entry *e = kv->head->next[0];
+    while (e != NULL) {
+        struct tr_kv_entry *next = e->next[0];
+        entry_free(e);
+        e = next;
+    }
+    tr_free_null(&kv->head);
+    kv->len = 0;
+    kv->live = 0;
+}
+
+/* Level with P(level > k) = 4^-k (xorshift64*: deterministic, good enough here). */
+static int random_level(struct tr_kv *kv)
+{
+    kv->rng ^= kv->rng >> 12;
+    kv->rng ^= kv->rng << 25;
+    kv->rng ^= kv->rng >> 27;
+    uint64_t r = kv->rng * 2685821657736338717ull;
+    int level = 1;
+    while (level < TR_KV_MAX_LEVEL && (r & 3) == 0) {
+        level++;
+        r >>= 2;
+    }
+    return level;
+}
+
+/* Fills update[] with, per level, the last entry whose key is < `key`; returns the
+ * first entry with key >= `key` (or NULL). */
+static struct tr_kv_entry *find(const struct tr_kv *kv, struct tr_slice key,
+                                struct tr_kv_entry **update)
+{
+    struct tr_kv_entry *x = kv->head;
+    for (int lvl = kv->level - 1; lvl >= 0; lvl--) {
+        while (x->next[lvl] != NULL && cmp_key(x->next[lvl], key) < 0) {
+            x = x->next[lvl];
+        }
+        if (update != NULL) {
+            update[lvl] = x;
+        }
+    }
+    return x->next[0];
 }
 
 const char *tr_kv_key_problem(struct tr_slice key)
@@ -86,11 +122,8 @@ const char *tr_kv_key_problem(struct tr_slice key)
 
 const struct tr_kv_entry *tr_kv_get_any(const struct tr_kv *kv, struct tr_slice key)
 {
-    size_t i = lower_bound(kv, key);
-    if (i < kv->len && cmp_key(kv->entries[i], key) == 0) {
-        return kv->entries[i];
-    }
-    return NULL;
+    struct tr_kv_entry *e = find(kv, key, NULL);
+    return e != NULL && cmp_key(e, key) == 0 ? e : NULL;
 }
 
 const struct tr_kv_entry *tr_kv_get(const struct tr_kv *kv, struct tr_slice key)
@@ -99,15 +132,32 @@ const struct tr_kv_entry *tr_kv_get(const struct tr_kv *kv, struct tr_slice key)
     return e != NULL && !e->deleted ? e : NULL;
 }
 
-static void insert_at(struct tr_kv *kv, size_t i, struct tr_kv_entry *e)
+/* Finds `key` or inserts a new tombstone for it; returns the entry. */
+static struct tr_kv_entry *find_or_insert(struct tr_kv *kv, struct tr_slice key)
 {
-    if (kv->len == kv->cap) {
-        kv->cap = kv->cap ? kv->cap * 2 : 64;
-        kv->entries = tr_xrealloc(kv->entries, kv->cap * sizeof(*kv->entries));
+    struct tr_kv_entry *update[TR_KV_MAX_LEVEL];
+    struct tr_kv_entry *e = find(kv, key, update);
+    if (e != NULL && cmp_key(e, key) == 0) {
+        return e;
     }
-    memmove(kv->entries + i + 1, kv->entries + i, (kv->len - i) * sizeof(*kv->entries));
-    kv->entries[i] = e;
+    int level = random_level(kv);
+    if (level > kv->level) {
+        for (int lvl = kv->level; lvl < level; lvl++) {
+            update[lvl] = kv->head;
+        }
+        kv->level = level;
+    }
+    e = entry_new(level);
+    e->level = level;
+    e->key = tr_xstrndup(key.ptr, key.len);
+    e->key_len = key.len;
+    e->deleted = true;
+    for (int lvl = 0; lvl < level; lvl++) {
+        e->next[lvl] = update[lvl]->next[lvl];
+        update[lvl]->next[lvl] = e;
+    }
     kv->len++;
+    return e;
 }
 
 static void set_value(struct tr_kv_entry *e, struct tr_slice value)
@@ -123,24 +173,13 @@ static void set_value(struct tr_kv_entry *e, struct tr_slice value)
 bool tr_kv_put(struct tr_kv *kv, struct tr_slice key, struct tr_slice value, uint64_t flags,
                const uint64_t *cas, uint64_t index)
 {
-    size_t i = lower_bound(kv, key);
-    struct tr_kv_entry *e = NULL;
-    if (i < kv->len && cmp_key(kv->entries[i], key) == 0) {
-        e = kv->entries[i];
-    }
-    bool live = e != NULL && !e->deleted;
+    const struct tr_kv_entry *cur = tr_kv_get(kv, key);
     if (cas != NULL) {
-        if (*cas == 0 ? live : (!live || e->modify_index != *cas)) {
+        if (*cas == 0 ? cur != NULL : (cur == NULL || cur->modify_index != *cas)) {
             return false;
         }
     }
-    if (e == NULL) {
-        e = tr_xcalloc(1, sizeof(*e));
-        e->key = tr_xstrndup(key.ptr, key.len);
-        e->key_len = key.len;
-        e->deleted = true;
-        insert_at(kv, i, e);
-    }
+    struct tr_kv_entry *e = find_or_insert(kv, key);
     if (e->deleted) {
         e->deleted = false;
         e->create_index = index;
@@ -167,12 +206,10 @@ bool tr_kv_delete(struct tr_kv *kv, struct tr_slice key, bool recurse, const uin
 {
     *changed = 0;
     if (recurse) {
-        size_t first;
-        size_t end;
-        tr_kv_prefix_range(kv, key, &first, &end);
-        for (size_t i = first; i < end; i++) {
-            if (!kv->entries[i]->deleted) {
-                tombstone(kv, kv->entries[i], index);
+        for (struct tr_kv_entry *e = (struct tr_kv_entry *)tr_kv_first_under(kv, key); e != NULL;
+             e = (struct tr_kv_entry *)tr_kv_next_under(e, key)) {
+            if (!e->deleted) {
+                tombstone(kv, e, index);
                 (*changed)++;
             }
         }
@@ -189,40 +226,31 @@ bool tr_kv_delete(struct tr_kv *kv, struct tr_slice key, bool recurse, const uin
     return true;
 }
 
-void tr_kv_restore(struct tr_kv *kv, struct tr_kv_entry *e)
+void tr_kv_restore(struct tr_kv *kv, struct tr_slice key, struct tr_slice value, uint64_t flags,
+                   uint64_t create_index, uint64_t modify_index, uint64_t lock_index,
+                   bool deleted)
 {
-    size_t i = lower_bound(kv, tr_slice(e->key, e->key_len));
-    if (i < kv->len && cmp_key(kv->entries[i], tr_slice(e->key, e->key_len)) == 0) {
-        struct tr_kv_entry *old = kv->entries[i];
-        kv->live -= old->deleted ? 0 : 1;
-        entry_free(old);
-        kv->entries[i] = e;
-    } else {
-        insert_at(kv, i, e);
-    }
-    kv->live += e->deleted ? 0 : 1;
+    struct tr_kv_entry *e = find_or_insert(kv, key);
+    kv->live -= e->deleted ? 0 : 1;
+    set_value(e, deleted ? tr_slice(NULL, 0) : value);
+    e->flags = flags;
+    e->create_index = create_index;
+    e->modify_index = modify_index;
+    e->lock_index = lock_index;
+    e->deleted = deleted;
+    kv->live += deleted ? 0 : 1;
 }
 
-void tr_kv_prefix_range(const struct tr_kv *kv, struct tr_slice prefix, size_t *first,
-                        size_t *end)
+const struct tr_kv_entry *tr_kv_first_under(const struct tr_kv *kv, struct tr_slice prefix)
 {
-    size_t i = lower_bound(kv, prefix);
-    *first = i;
-    /* Keys with the prefix are contiguous from the lower bound. */
-    size_t lo = i;
-    size_t hi = kv->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct tr_kv_entry *e = kv->entries[mid];
-        bool has = e->key_len >= prefix.len &&
-                   (prefix.len == 0 || memcmp(e->key, prefix.ptr, prefix.len) == 0);
-        if (has) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *end = lo;
+    struct tr_kv_entry *e = find(kv, prefix, NULL);
+    return e != NULL && has_prefix(e, prefix) ? e : NULL;
+}
+
+const struct tr_kv_entry *tr_kv_next_under(const struct tr_kv_entry *e, struct tr_slice prefix)
+{
+    const struct tr_kv_entry *n = e->next[0];
+    return n != NULL && has_prefix(n, prefix) ? n : NULL;
 }
 
 uint64_t tr_kv_index(const struct tr_kv *kv, struct tr_slice key, bool prefix)
@@ -231,13 +259,11 @@ uint64_t tr_kv_index(const struct tr_kv *kv, struct tr_slice key, bool prefix)
         const struct tr_kv_entry *e = tr_kv_get_any(kv, key);
         return e != NULL ? e->modify_index : 0;
     }
-    size_t first;
-    size_t end;
-    tr_kv_prefix_range(kv, key, &first, &end);
     uint64_t max = 0;
-    for (size_t i = first; i < end; i++) {
-        if (kv->entries[i]->modify_index > max) {
-            max = kv->entries[i]->modify_index;
+    for (const struct tr_kv_entry *e = tr_kv_first_under(kv, key); e != NULL;
+         e = tr_kv_next_under(e, key)) {
+        if (e->modify_index > max) {
+            max = e->modify_index;
         }
     }
     return max;
@@ -245,17 +271,27 @@ uint64_t tr_kv_index(const struct tr_kv *kv, struct tr_slice key, bool prefix)
 
 size_t tr_kv_reap(struct tr_kv *kv, uint64_t before)
 {
-    size_t out = 0;
-    size_t dropped = 0;
-    for (size_t i = 0; i < kv->len; i++) {
-        struct tr_kv_entry *e = kv->entries[i];
-        if (e->deleted && e->modify_index < before) {
-            entry_free(e);
-            dropped++;
-            continue;
-        }
-        kv->entries[out++] = e;
+    struct tr_kv_entry *update[TR_KV_MAX_LEVEL];
+    for (int lvl = 0; lvl < TR_KV_MAX_LEVEL; lvl++) {
+        update[lvl] = kv->head;
     }
-    kv->len = out;
+    size_t dropped = 0;
+    struct tr_kv_entry *e = kv->head->next[0];
+    while (e != NULL) {
+        struct tr_kv_entry *next = e->next[0];
+        if (e->deleted && e->modify_index < before) {
+            for (int lvl = 0; lvl < e->level; lvl++) {
+                update[lvl]->next[lvl] = e->next[lvl];
+            }
+            entry_free(e);
+            kv->len--;
+            dropped++;
+        } else {
+            for (int lvl = 0; lvl < e->level; lvl++) {
+                update[lvl] = e;
+            }
+        }
+        e = next;
+    }
     return dropped;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The key/value store behind /v1/kv: keys kept sorted (binary search, prefix scans),
+/* The key/value store behind /v1/kv: keys kept sorted in a skip list (O(log n) lookups
+ * and inserts, in-order prefix scans),
  * Consul's CreateIndex/ModifyIndex/LockIndex/Flags per entry, and tombstones for
  * deleted keys so that the index of a prefix never goes backwards when its newest
  * key is deleted. Single-threaded: only the registry thread touches it. */
@@ -16,6 +17,8 @@
 #define TR_KV_MAX_KEY 4096
 #define TR_KV_MAX_VALUE (512 * 1024)
 
+#define TR_KV_MAX_LEVEL 24
+
 struct tr_kv_entry {
     char *key; /* owned, NUL-terminated */
     size_t key_len;
@@ -26,13 +29,16 @@ struct tr_kv_entry {
     uint64_t modify_index;
     uint64_t lock_index;
     bool deleted; /* tombstone: modify_index is the delete index */
+    int level;    /* skip-list links in next[] */
+    struct tr_kv_entry *next[];
 };
 
 struct tr_kv {
-    struct tr_kv_entry **entries; /* owned; sorted by key; live entries and tombstones */
-    size_t len;
-    size_t cap;
+    struct tr_kv_entry *head; /* owned sentinel with TR_KV_MAX_LEVEL links */
+    int level;                /* highest level in use */
+    size_t len;               /* entries, tombstones included */
     size_t live;
+    uint64_t rng;             /* for link levels */
 };
 
 void tr_kv_init(struct tr_kv *kv);
@@ -56,13 +62,15 @@ bool tr_kv_put(struct tr_kv *kv, struct tr_slice key, struct tr_slice value, uin
  * succeeded (deleting a missing key succeeds, as in Consul); *changed counts keys. */
 bool tr_kv_delete(struct tr_kv *kv, struct tr_slice key, bool recurse, const uint64_t *cas,
                   uint64_t index, size_t *changed);
-/* Puts a loaded entry as is (persistence replay); takes ownership of `e`. */
-void tr_kv_restore(struct tr_kv *kv, struct tr_kv_entry *e);
+/* Puts a loaded entry as it was stored (persistence replay); copies key and value. */
+void tr_kv_restore(struct tr_kv *kv, struct tr_slice key, struct tr_slice value, uint64_t flags,
+                   uint64_t create_index, uint64_t modify_index, uint64_t lock_index,
+                   bool deleted);
 
-/* Range of entries (live and tombstones) whose key starts with `prefix`:
- * [*first, *end). */
-void tr_kv_prefix_range(const struct tr_kv *kv, struct tr_slice prefix, size_t *first,
-                        size_t *end);
+/* Entries (live and tombstones) whose key starts with `prefix`, in key order:
+ * for (e = tr_kv_first_under(kv, p); e != NULL; e = tr_kv_next_under(e, p)) */
+const struct tr_kv_entry *tr_kv_first_under(const struct tr_kv *kv, struct tr_slice prefix);
+const struct tr_kv_entry *tr_kv_next_under(const struct tr_kv_entry *e, struct tr_slice prefix);
 /* Highest ModifyIndex (live or tombstone) for `key` (exact) or under it (prefix). */
 uint64_t tr_kv_index(const struct tr_kv *kv, struct tr_slice key, bool prefix);
 

@@ -17,21 +17,24 @@
 enum tr_rec_kind {
     TR_REC_KV = 0, /* a KV entry or tombstone */
     TR_REC_OBJ,    /* a catalog object (service, check) as JSON text */
+    TR_REC_STATE,  /* a state-store entry (src/state/embedded.c) or its deletion */
 };
 
 struct tr_reg_record {
     struct tr_list link;
     enum tr_rec_kind kind;
     char obj_kind[16]; /* TR_REC_OBJ: "service", "check" */
-    char *key;         /* owned: KV key or object id */
+    char *key;         /* owned: KV key, object id, or STATE "store/appid||key" */
     size_t key_len;
     char *data;        /* owned: KV value or object JSON; NULL when empty */
     size_t data_len;
+    char *meta;        /* owned: STATE content type; NULL when none */
+    size_t meta_len;
     uint64_t flags;
     uint64_t create_index;
-    uint64_t modify_index;
+    uint64_t modify_index; /* STATE: the entry's version (its ETag) */
     uint64_t lock_index;
-    bool deleted;      /* KV: tombstone; OBJ: row removed */
+    bool deleted;      /* KV: tombstone; OBJ, STATE: row removed */
 };
 
 /* Builds a record; copies key and data. */

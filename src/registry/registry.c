@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "registry/catalog.h"
+#include "state/embedded.h"
 
 struct topic {
     struct tr_list waiters;
@@ -27,6 +28,7 @@ struct committed_msg {
     struct tr_msg msg;
     struct tr_reg *reg;
     uint64_t seq;
+    uint64_t index;
     int status;
 };
 
@@ -36,20 +38,12 @@ static void on_loaded(void *ctx, const struct tr_reg_record *r)
 {
     struct tr_reg *reg = ctx;
     if (r->kind == TR_REC_KV) {
-        struct tr_kv_entry *e = tr_xcalloc(1, sizeof(*e));
-        e->key = tr_xstrndup(r->key, r->key_len);
-        e->key_len = r->key_len;
-        if (r->data_len > 0 && !r->deleted) {
-            e->value = tr_xmalloc(r->data_len);
-            memcpy(e->value, r->data, r->data_len);
-            e->value_len = r->data_len;
-        }
-        e->flags = r->flags;
-        e->create_index = r->create_index;
-        e->modify_index = r->modify_index;
-        e->lock_index = r->lock_index;
-        e->deleted = r->deleted;
-        tr_kv_restore(&reg->kv, e);
+        tr_kv_restore(&reg->kv, tr_slice(r->key, r->key_len), tr_slice(r->data, r->data_len),
+                      r->flags, r->create_index, r->modify_index, r->lock_index, r->deleted);
+        return;
+    }
+    if (r->kind == TR_REC_STATE) {
+        tr_state_embedded_restore(reg->state, r);
         return;
     }
     tr_catalog_restore(reg, r);
@@ -89,6 +83,7 @@ int tr_reg_open(struct tr_reg *reg, const char *data_dir, char *err, size_t errl
     pthread_cond_init(&reg->writer.cond, NULL);
     default_identity(reg);
     reg->catalog = tr_catalog_new(reg);
+    reg->state = tr_state_embedded_new(reg);
     reg->persist_ops = &tr_persist_sqlite;
     int rc = reg->persist_ops->open(&reg->persist, data_dir, err, errlen);
     if (rc != 0) {
@@ -103,6 +98,7 @@ int tr_reg_open(struct tr_reg *reg, const char *data_dir, char *err, size_t errl
     }
     /* Indexes start at 1 (Consul clients treat 0 as "no index") and never go back. */
     reg->index = max_index > 0 ? max_index : 1;
+    reg->committed_index = reg->index;
     tr_catalog_loaded(reg);
     uv_loop_init(&reg->loop);
     reg->loop_ready = true;
@@ -150,6 +146,7 @@ static void *writer_main(void *arg)
         cm->msg.run = on_committed;
         cm->reg = reg;
         cm->seq = seq;
+        cm->index = index;
         cm->status = status;
         if (!tr_reg_post(reg, &cm->msg)) {
             tr_free_null(&cm);
@@ -164,6 +161,24 @@ void tr_reg_persist(struct tr_reg *reg, struct tr_reg_record *r)
     reg->seq++;
     pthread_mutex_lock(&wr->lock);
     tr_list_insert_tail(&wr->pending, &r->link);
+    wr->pending_seq = reg->seq;
+    wr->pending_index = reg->index;
+    pthread_cond_signal(&wr->cond);
+    pthread_mutex_unlock(&wr->lock);
+}
+
+void tr_reg_persist_batch(struct tr_reg *reg, struct tr_list *records)
+{
+    struct tr_reg_writer *wr = &reg->writer;
+    /* One lock hold: the writer takes the pending list whole, so it sees all of these
+     * records or none of them. */
+    pthread_mutex_lock(&wr->lock);
+    struct tr_list *l;
+    while ((l = tr_list_first(records)) != NULL) {
+        tr_list_remove(l);
+        tr_list_insert_tail(&wr->pending, l);
+        reg->seq++;
+    }
     wr->pending_seq = reg->seq;
     wr->pending_index = reg->index;
     pthread_cond_signal(&wr->cond);
@@ -334,6 +349,9 @@ static void on_committed(struct tr_msg *m)
     if (cm->seq > reg->committed_seq) {
         reg->committed_seq = cm->seq;
     }
+    if (cm->status == 0 && cm->index > reg->committed_index) {
+        reg->committed_index = cm->index;
+    }
     finish_commits(reg, cm->status);
     flush_notifications(reg);
     tr_free_null(&cm);
@@ -371,6 +389,7 @@ void tr_reg_settle(struct tr_reg *reg, bool commit)
         tr_reg_record_free(tr_container_of(l, struct tr_reg_record, link));
     }
     reg->committed_seq = reg->seq;
+    reg->committed_index = reg->index;
     finish_commits(reg, status);
     flush_notifications(reg);
 }
@@ -489,6 +508,8 @@ void tr_reg_close(struct tr_reg *reg)
         TR_LOG_WARN("registry", NULL, "registry loop still had open handles");
     }
     tr_catalog_free(reg);
+    tr_state_embedded_free(reg->state);
+    reg->state = NULL;
     tr_kv_dispose(&reg->kv);
     size_t i = 0;
     const struct tr_map_slot *slot;

@@ -22,6 +22,7 @@
 
 struct tr_reg;
 struct tr_catalog;
+struct tr_state_embedded;
 
 /* A parked blocking query. */
 struct tr_reg_waiter {
@@ -55,6 +56,7 @@ struct tr_reg {
     uint64_t index;               /* last index handed out (>= 1) */
     struct tr_kv kv;
     struct tr_catalog *catalog;   /* services, checks, health (catalog.c) */
+    struct tr_state_embedded *state; /* embedded state stores (src/state/embedded.c) */
     struct tr_map topics;         /* topic -> struct tr_list of waiters */
     struct tr_heap deadlines;     /* parked waiters by deadline */
     uv_timer_t deadline_timer;
@@ -65,6 +67,7 @@ struct tr_reg {
     struct tr_reg_writer writer;
     uint64_t seq;                 /* records queued so far */
     uint64_t committed_seq;       /* records known durable */
+    uint64_t committed_index;     /* every change up to this index is durable */
     struct tr_list commit_waiters;
     struct tr_list pending_notify; /* topics to wake once their records are durable */
     bool persist_failed;          /* a commit failed: writes are refused */
@@ -100,6 +103,9 @@ bool tr_reg_post(struct tr_reg *reg, struct tr_msg *msg);
 uint64_t tr_reg_next_index(struct tr_reg *reg);
 /* Queues a record for the writer (takes ownership). */
 void tr_reg_persist(struct tr_reg *reg, struct tr_reg_record *r);
+/* Queues every record of `records` (emptied; takes ownership) so that they land in the
+ * same commit: all of them are durable, or none. */
+void tr_reg_persist_batch(struct tr_reg *reg, struct tr_list *records);
 /* Marks `topic` changed; its waiters wake once everything queued so far is durable. */
 void tr_reg_changed(struct tr_reg *reg, const char *topic);
 /* KV change of `key`: wakes the key's topic and every prefix topic above it. */

@@ -2,7 +2,8 @@
 /* Registry persistence in SQLite (WAL, synchronous=FULL): a commit returns only once
  * the WAL is fsynced, which is what "acknowledged" means for every write. KV entries
  * and tombstones live in `kv`, catalog objects as JSON in `objects`, the last index
- * in `meta`, so indexes never go backwards across a restart. */
+ * in `meta`, so indexes never go backwards across a restart. State-store entries live
+ * in `state`, keyed by store name and "appid||key", with their version (ETag). */
 #include "registry/persist.h"
 
 #include <errno.h>
@@ -19,6 +20,8 @@ struct sq {
     sqlite3_stmt *obj_put;
     sqlite3_stmt *obj_del;
     sqlite3_stmt *meta_put;
+    sqlite3_stmt *state_put;
+    sqlite3_stmt *state_del;
 };
 
 static const char schema[] =
@@ -28,7 +31,9 @@ static const char schema[] =
     " create_index INTEGER, modify_index INTEGER, lock_index INTEGER, deleted INTEGER);"
     "CREATE TABLE IF NOT EXISTS objects (kind TEXT, id BLOB, data BLOB, create_index INTEGER,"
     " modify_index INTEGER, PRIMARY KEY (kind, id));"
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER);";
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER);"
+    "CREATE TABLE IF NOT EXISTS state (store TEXT, key BLOB, value BLOB, content_type TEXT,"
+    " version INTEGER, PRIMARY KEY (store, key));";
 
 static int prepare(struct sq *s, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
 {
@@ -49,6 +54,8 @@ static void sq_close(void *self)
     sqlite3_finalize(s->obj_put);
     sqlite3_finalize(s->obj_del);
     sqlite3_finalize(s->meta_put);
+    sqlite3_finalize(s->state_put);
+    sqlite3_finalize(s->state_del);
     sqlite3_close(s->db);
     tr_free_null(&s);
 }
@@ -90,11 +97,56 @@ static int sq_open(void **self, const char *dir, char *err, size_t errlen)
     rc = rc ? rc
             : prepare(s, "INSERT OR REPLACE INTO meta (name, value) VALUES ('index', ?1)",
                       &s->meta_put, err, errlen);
+    rc = rc ? rc
+            : prepare(s,
+                      "INSERT OR REPLACE INTO state (store, key, value, content_type, version)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5)",
+                      &s->state_put, err, errlen);
+    rc = rc ? rc
+            : prepare(s, "DELETE FROM state WHERE store = ?1 AND key = ?2", &s->state_del, err,
+                      errlen);
     if (rc != 0) {
         sq_close(s);
         return rc;
     }
     *self = s;
+    return 0;
+}
+
+/* State rows come back as records keyed "store/appid||key" (store names never hold
+ * a '/'). */
+static int load_state(struct sq *s, struct tr_persist_loader *l, uint64_t *max_index)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT store, key, value, content_type, version FROM state", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return -EIO;
+    }
+    char *key = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct tr_reg_record r = {.kind = TR_REC_STATE};
+        const char *store = (const char *)sqlite3_column_text(st, 0);
+        size_t store_len = (size_t)sqlite3_column_bytes(st, 0);
+        const char *k = sqlite3_column_blob(st, 1);
+        size_t k_len = (size_t)sqlite3_column_bytes(st, 1);
+        key = tr_xrealloc(key, store_len + k_len + 1);
+        memcpy(key, store ? store : "", store_len);
+        key[store_len] = '/';
+        memcpy(key + store_len + 1, k ? k : "", k_len);
+        r.key = key;
+        r.key_len = store_len + 1 + k_len;
+        r.data = (char *)sqlite3_column_blob(st, 2);
+        r.data_len = (size_t)sqlite3_column_bytes(st, 2);
+        r.meta = (char *)sqlite3_column_text(st, 3);
+        r.meta_len = (size_t)sqlite3_column_bytes(st, 3);
+        r.modify_index = (uint64_t)sqlite3_column_int64(st, 4);
+        if (r.modify_index > *max_index) {
+            *max_index = r.modify_index;
+        }
+        l->on_record(l->ctx, &r);
+    }
+    tr_free_null(&key);
+    sqlite3_finalize(st);
     return 0;
 }
 
@@ -145,6 +197,10 @@ static int sq_load(void *self, struct tr_persist_loader *l, uint64_t *max_index)
         l->on_record(l->ctx, &r);
     }
     sqlite3_finalize(st);
+    int rc = load_state(s, l, max_index);
+    if (rc != 0) {
+        return rc;
+    }
     if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name = 'index'", -1, &st, NULL) ==
         SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW) {
@@ -168,8 +224,33 @@ static int step_reset(struct sq *s, sqlite3_stmt *st)
     return 0;
 }
 
+static int write_state(struct sq *s, const struct tr_reg_record *r)
+{
+    const char *slash = memchr(r->key, '/', r->key_len);
+    if (slash == NULL) {
+        TR_LOG_ERROR("registry", NULL, "state record without a store name");
+        return -EINVAL;
+    }
+    int store_len = (int)(slash - r->key);
+    int key_len = (int)(r->key_len - (size_t)store_len - 1);
+    sqlite3_stmt *st = r->deleted ? s->state_del : s->state_put;
+    sqlite3_bind_text(st, 1, r->key, store_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, slash + 1, key_len, SQLITE_STATIC);
+    if (!r->deleted) {
+        sqlite3_bind_blob(st, 3, r->data ? r->data : "", (int)r->data_len, SQLITE_STATIC);
+        if (r->meta != NULL) {
+            sqlite3_bind_text(st, 4, r->meta, (int)r->meta_len, SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)r->modify_index);
+    }
+    return step_reset(s, st);
+}
+
 static int write_record(struct sq *s, const struct tr_reg_record *r)
 {
+    if (r->kind == TR_REC_STATE) {
+        return write_state(s, r);
+    }
     if (r->kind == TR_REC_KV) {
         sqlite3_stmt *st = s->kv_put;
         sqlite3_bind_blob(st, 1, r->key, (int)r->key_len, SQLITE_STATIC);
@@ -259,5 +340,6 @@ void tr_reg_record_free(struct tr_reg_record *r)
     }
     tr_free_null(&r->key);
     tr_free_null(&r->data);
+    tr_free_null(&r->meta);
     tr_free_null(&r);
 }

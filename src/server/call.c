@@ -41,6 +41,9 @@ static void on_reply(struct tr_msg *m)
             snprintf(num, sizeof(num), "%llu", (unsigned long long)c->index);
             tr_http_resp_header(req, TR_SLICE_LIT("X-Consul-Index"), tr_slice_cstr(num));
         }
+        if (c->etag.len > 0) {
+            tr_http_resp_header(req, TR_SLICE_LIT("ETag"), c->etag);
+        }
         tr_http_resp_header(req, TR_SLICE_LIT("X-Consul-KnownLeader"), TR_SLICE_LIT("true"));
         tr_http_resp_header(req, TR_SLICE_LIT("X-Consul-LastContact"), TR_SLICE_LIT("0"));
         tr_http_resp_send(req, c->status, c->content_type, tr_buf_slice(&c->out));
@@ -90,6 +93,7 @@ static void on_request(struct tr_http_req *req)
     c->method = tr_arena_slice_dup(&c->arena, req->method);
     c->query = tr_arena_slice_dup(&c->arena, req->query);
     c->body = tr_arena_slice_dup(&c->arena, tr_buf_slice(&req->body));
+    c->if_match = tr_arena_slice_dup(&c->arena, tr_http_req_header(req, TR_SLICE_LIT("If-Match")));
     if (req->match.nparams > 0) {
         struct tr_slice raw = req->match.params[0].value;
         /* Path parameters are percent-decoded ("+" stays "+" in a path). */
@@ -163,6 +167,13 @@ static void dispatch(struct tr_reg *reg, struct tr_srv_call *c, enum tr_call_res
 {
     switch (r) {
     case TR_CALL_REPLY:
+        if (c->index > reg->committed_index && reg->seq > reg->committed_seq) {
+            /* The answer shows a change that is not on disk yet: hold it until it is,
+             * so no client sees data or an index that a crash could take back. */
+            c->commit.done = on_commit_done;
+            tr_reg_after_commit(reg, &c->commit);
+            break;
+        }
         post_reply(c);
         break;
     case TR_CALL_PARKED:

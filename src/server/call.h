@@ -47,6 +47,7 @@ struct tr_srv_call {
     struct tr_slice param;   /* the route's path parameter, percent-decoded */
     struct tr_slice query;   /* raw query string */
     struct tr_slice body;
+    struct tr_slice if_match; /* If-Match request header (state API), empty if absent */
     uint64_t min_index;      /* ?index= (0: not blocking) */
     uint64_t wait_ms;        /* ?wait= with jitter, capped at 10 min */
 
@@ -59,6 +60,7 @@ struct tr_srv_call {
     int status;
     uint64_t index;          /* X-Consul-Index; 0 = not sent */
     struct tr_slice content_type;
+    struct tr_slice etag;    /* ETag response header (in the arena); empty = not sent */
     struct tr_buf out;       /* response body */
 };
 

@@ -30,13 +30,12 @@ static json_t *entry_json(const struct tr_kv_entry *e)
 
 /* Keys under `prefix`, collapsed at the first `sep` after the prefix (Consul's
  * ?keys&separator=/ lists "dir/" once). */
-static json_t *list_keys(const struct tr_kv *kv, struct tr_slice prefix, struct tr_slice sep,
-                         size_t first, size_t end)
+static json_t *list_keys(const struct tr_kv *kv, struct tr_slice prefix, struct tr_slice sep)
 {
     json_t *arr = json_array();
     struct tr_slice last = TR_SLICE_NULL;
-    for (size_t i = first; i < end; i++) {
-        const struct tr_kv_entry *e = kv->entries[i];
+    for (const struct tr_kv_entry *e = tr_kv_first_under(kv, prefix); e != NULL;
+         e = tr_kv_next_under(e, prefix)) {
         if (e->deleted) {
             continue;
         }
@@ -97,19 +96,17 @@ static enum tr_call_result kv_get(struct tr_reg *reg, struct tr_srv_call *c)
         json_array_append_new(arr, entry_json(e));
         return tr_srv_reply_json(c, 200, arr);
     }
-    size_t first;
-    size_t end;
-    tr_kv_prefix_range(&reg->kv, key, &first, &end);
     json_t *arr;
     if (keys) {
         struct tr_slice sep = TR_SLICE_NULL;
         tr_srv_query(c, "separator", &sep);
-        arr = list_keys(&reg->kv, key, sep, first, end);
+        arr = list_keys(&reg->kv, key, sep);
     } else {
         arr = json_array();
-        for (size_t i = first; i < end; i++) {
-            if (!reg->kv.entries[i]->deleted) {
-                json_array_append_new(arr, entry_json(reg->kv.entries[i]));
+        for (const struct tr_kv_entry *e = tr_kv_first_under(&reg->kv, key); e != NULL;
+             e = tr_kv_next_under(e, key)) {
+            if (!e->deleted) {
+                json_array_append_new(arr, entry_json(e));
             }
         }
     }
@@ -214,8 +211,6 @@ static enum tr_call_result kv_delete(struct tr_reg *reg, struct tr_srv_call *c)
         return refuse_writes(reg, c);
     }
     uint64_t index = reg->index + 1;
-    size_t first = 0;
-    size_t end = 0;
     size_t changed = 0;
     bool ok = tr_kv_delete(&reg->kv, key, recurse, has_cas ? &cas : NULL, index, &changed);
     if (!ok || changed == 0) {
@@ -223,9 +218,8 @@ static enum tr_call_result kv_delete(struct tr_reg *reg, struct tr_srv_call *c)
     }
     tr_reg_next_index(reg);
     if (recurse) {
-        tr_kv_prefix_range(&reg->kv, key, &first, &end);
-        for (size_t i = first; i < end; i++) {
-            const struct tr_kv_entry *e = reg->kv.entries[i];
+        for (const struct tr_kv_entry *e = tr_kv_first_under(&reg->kv, key); e != NULL;
+             e = tr_kv_next_under(e, key)) {
             if (e->deleted && e->modify_index == index) {
                 persist_entry(reg, tr_slice(e->key, e->key_len));
                 tr_reg_kv_changed(reg, tr_slice(e->key, e->key_len));

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "registry/kv.h"
 
@@ -31,8 +33,9 @@ static void put_get_cas(void **state)
     assert_int_equal(e->modify_index, 12);
     assert_true(tr_kv_put(&kv, S("c"), S(""), 0, &zero, 13)); /* absent: created */
     assert_int_equal(kv.live, 3);
-    assert_string_equal(kv.entries[0]->key, "a");
-    assert_string_equal(kv.entries[2]->key, "c");
+    const struct tr_kv_entry *first = tr_kv_first_under(&kv, S(""));
+    assert_string_equal(first->key, "a");
+    assert_string_equal(tr_kv_next_under(tr_kv_next_under(first, S("")), S(""))->key, "c");
     tr_kv_dispose(&kv);
 }
 
@@ -65,6 +68,54 @@ static void delete_leaves_tombstones_and_index_never_goes_back(void **state)
     tr_kv_dispose(&kv);
 }
 
+static size_t count_under(const struct tr_kv *kv, const char *prefix)
+{
+    size_t n = 0;
+    for (const struct tr_kv_entry *e = tr_kv_first_under(kv, S(prefix)); e != NULL;
+         e = tr_kv_next_under(e, S(prefix))) {
+        n++;
+    }
+    return n;
+}
+
+static void many_keys_in_any_order_stay_sorted(void **state)
+{
+    struct tr_kv kv;
+    tr_kv_init(&kv);
+    char key[32];
+    /* Insert 20,000 keys in a scrambled order, then walk them: sorted, all there. */
+    for (uint64_t i = 0; i < 20000; i++) {
+        uint64_t k = (i * 7919) % 20000;
+        snprintf(key, sizeof(key), "k/%06llu", (unsigned long long)k);
+        assert_true(tr_kv_put(&kv, S(key), S("v"), 0, NULL, i + 1));
+    }
+    assert_int_equal(kv.live, 20000);
+    size_t n = 0;
+    const struct tr_kv_entry *prev = NULL;
+    for (const struct tr_kv_entry *e = tr_kv_first_under(&kv, S("k/")); e != NULL;
+         e = tr_kv_next_under(e, S("k/"))) {
+        if (prev != NULL) {
+            assert_true(strcmp(prev->key, e->key) < 0);
+        }
+        prev = e;
+        n++;
+    }
+    assert_int_equal(n, 20000);
+    size_t changed;
+    for (uint64_t i = 0; i < 20000; i += 2) {
+        snprintf(key, sizeof(key), "k/%06llu", (unsigned long long)i);
+        assert_true(tr_kv_delete(&kv, S(key), false, NULL, 30000, &changed));
+    }
+    assert_int_equal(tr_kv_reap(&kv, 30001), 10000);
+    assert_int_equal(count_under(&kv, "k/"), 10000);
+    assert_non_null(tr_kv_get(&kv, S("k/000001")));
+    assert_null(tr_kv_get_any(&kv, S("k/000002")));
+    tr_kv_restore(&kv, S("k/000002"), S("back"), 3, 5, 6, 0, false);
+    assert_int_equal(tr_kv_get(&kv, S("k/000002"))->flags, 3);
+    assert_int_equal(kv.live, 10001);
+    tr_kv_dispose(&kv);
+}
+
 static void prefix_range(void **state)
 {
     struct tr_kv kv;
@@ -73,17 +124,12 @@ static void prefix_range(void **state)
     for (size_t i = 0; i < 6; i++) {
         tr_kv_put(&kv, S(keys[i]), S("v"), 0, NULL, i + 1);
     }
-    size_t first;
-    size_t end;
-    tr_kv_prefix_range(&kv, S("a/"), &first, &end);
-    assert_int_equal(end - first, 3);
-    assert_string_equal(kv.entries[first]->key, "a/");
-    tr_kv_prefix_range(&kv, S("a"), &first, &end);
-    assert_int_equal(end - first, 5);
-    tr_kv_prefix_range(&kv, S(""), &first, &end);
-    assert_int_equal(end - first, 6);
-    tr_kv_prefix_range(&kv, S("zz"), &first, &end);
-    assert_int_equal(end - first, 0);
+    assert_int_equal(count_under(&kv, "a/"), 3);
+    assert_string_equal(tr_kv_first_under(&kv, S("a/"))->key, "a/");
+    assert_int_equal(count_under(&kv, "a"), 5);
+    assert_int_equal(count_under(&kv, ""), 6);
+    assert_int_equal(count_under(&kv, "zz"), 0);
+    assert_int_equal(count_under(&kv, "b/"), 0);
     tr_kv_dispose(&kv);
 }
 
@@ -105,6 +151,7 @@ int main(void)
         cmocka_unit_test(put_get_cas),
         cmocka_unit_test(delete_leaves_tombstones_and_index_never_goes_back),
         cmocka_unit_test(prefix_range),
+        cmocka_unit_test(many_keys_in_any_order_stay_sorted),
         cmocka_unit_test(key_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
