@@ -7,7 +7,7 @@ JOBS        ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test test-fast test-asan demo bench fuzz clean lint
+.PHONY: all build build-asan deps test test-fast demo bench fuzz clean lint
 
 all: build
 
