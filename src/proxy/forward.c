@@ -53,8 +53,6 @@ struct exchange {
     uint64_t start_ns;
     unsigned attempts;
     int status;
-    enum tr_proxy_upstream_err last_err;
-    int last_errno;
     struct tr_buf pending;  /* client body bytes not yet given to the upstream */
     struct tr_buf inflight; /* body bytes the upstream write owns */
     uint64_t hash;
@@ -67,7 +65,6 @@ struct exchange {
     bool writing;
     bool client_paused;
     bool resp_started;
-    bool backing_off;
     bool retry_after_write; /* a retry waits for the failed attempt's write callback */
     bool retrying;          /* counted in the cluster's retries in flight */
     bool idempotent;
@@ -310,7 +307,6 @@ static void flush_body(struct exchange *ex)
 static void on_retry_timer(struct tr_proxy_deadline *d)
 {
     struct exchange *ex = tr_container_of(d, struct exchange, try_timer);
-    ex->backing_off = false;
     if (ex->writing) {
         ex->retry_after_write = true; /* the failed attempt still owns `inflight` */
         return;
@@ -346,7 +342,6 @@ static void retry_start(struct exchange *ex)
     tr_proxy_counter_add(&b->retries, 1);
     uint64_t wait = tr_proxy_retry_backoff_ms(&ex->cluster->retry, ex->attempts, &ex->pw->rng);
     if (wait > 0) {
-        ex->backing_off = true;
         tr_proxy_deadline_arm(ex->pw, &ex->try_timer, uv_now(ex->pw->srv.loop) + wait,
                               on_retry_timer);
     } else if (ex->writing) {
@@ -358,15 +353,13 @@ static void retry_start(struct exchange *ex)
 
 /* ------------------------------------------------------------ upstream response */
 
-static void count_failure(struct exchange *ex, enum tr_proxy_upstream_err e, int err)
+static void count_failure(struct exchange *ex, enum tr_proxy_upstream_err e)
 {
     struct tr_proxy_worker *pw = ex->pw;
     tr_proxy_counter_add(&ex->cluster->stats->blocks[pw->id].upstream_errors[e], 1);
     if (ex->eps != NULL) {
         tr_proxy_counter_add(&tr_proxy_eps_load(ex->eps, pw->id, (size_t)ex->ep)->failures, 1);
     }
-    ex->last_err = e;
-    ex->last_errno = err;
 }
 
 static void up_headers(struct tr_http_client_req *up, const struct tr_http_client_resp *resp,
@@ -456,7 +449,7 @@ static void up_error(struct tr_http_client_req *up, int err, unsigned flags, voi
     (void)up;
     ex->up = NULL;
     enum tr_proxy_upstream_err e = classify(err, flags);
-    count_failure(ex, e, err);
+    count_failure(ex, e);
     release_endpoint(ex);
     tr_proxy_deadline_cancel(ex->pw, &ex->try_timer);
     TR_LOG_DEBUG("proxy", ex->req != NULL ? &ex->req->log : NULL,
@@ -490,12 +483,11 @@ static void on_deadline(struct tr_proxy_deadline *d)
 {
     struct exchange *ex = tr_container_of(d, struct exchange, deadline);
     tr_proxy_deadline_cancel(ex->pw, &ex->try_timer);
-    ex->backing_off = false;
     ex->retry_after_write = false;
     if (ex->up != NULL) {
         tr_http_client_req_cancel(ex->up);
         ex->up = NULL;
-        count_failure(ex, TR_PROXY_UERR_TIMEOUT, TR_HTTP_CLIENT_E_RESPONSE_TIMEOUT);
+        count_failure(ex, TR_PROXY_UERR_TIMEOUT);
         release_endpoint(ex);
     }
     fail_response(ex, TR_PROXY_UERR_TIMEOUT, TR_HTTP_CLIENT_E_RESPONSE_TIMEOUT);
@@ -509,7 +501,7 @@ static void on_try_timeout(struct tr_proxy_deadline *d)
     }
     tr_http_client_req_cancel(ex->up);
     ex->up = NULL;
-    count_failure(ex, TR_PROXY_UERR_TIMEOUT, TR_HTTP_CLIENT_E_RESPONSE_TIMEOUT);
+    count_failure(ex, TR_PROXY_UERR_TIMEOUT);
     release_endpoint(ex);
     struct tr_proxy_retry_facts f = {.err = TR_PROXY_UERR_TIMEOUT};
     if (retry_allowed(ex, &f)) {
@@ -581,7 +573,7 @@ static void attempt_start(struct exchange *ex)
     };
     int ep = tr_proxy_balancer_pick(ex->cluster->lb, eps, &pick);
     if (ep < 0) {
-        count_failure(ex, TR_PROXY_UERR_NO_ENDPOINT, 0);
+        count_failure(ex, TR_PROXY_UERR_NO_ENDPOINT);
         fail_response(ex, TR_PROXY_UERR_NO_ENDPOINT, 0);
         return;
     }

@@ -147,6 +147,18 @@ def test_16mib_streamed_both_ways(trellis_proc, chunked):
     assert p.rss_kib() < 64 * 1024
 
 
+def test_pipelined_requests_answered_in_order(trellis_proc):
+    up = echo(trellis_proc, echo_mode=True)
+    p = one_line(trellis_proc, ["127.0.0.1:%d" % up.port])
+    raw = b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+    raw += b"POST /last HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    out = parse_responses(raw_request(p.port, raw, timeout=2.0 * SLOW))
+    assert [r[0] for r in out] == [200] * 6
+    for i in range(5):
+        assert out[i][2].startswith(b"GET /p%d HTTP/1.1" % i)
+    assert out[5][2].startswith(b"POST /last") and out[5][2].endswith(b"abc")
+
+
 def test_request_headers(trellis_proc):
     up = echo(trellis_proc, echo_mode=True)
     p = one_line(trellis_proc, ["127.0.0.1:%d" % up.port])
