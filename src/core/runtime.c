@@ -119,11 +119,6 @@ static void on_signal(uv_signal_t *s, int signum)
     start_drain(rt, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-static void on_stop_request(uv_async_t *h)
-{
-    (void)h;
-}
-
 unsigned tr_runtime_default_workers(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -150,7 +145,6 @@ static void init_main_loop(struct tr_runtime *rt)
     rt->worker_exit.data = rt;
     uv_timer_init(&rt->main_loop, &rt->drain_timer);
     rt->drain_timer.data = rt;
-    (void)on_stop_request;
 }
 
 int tr_runtime_run(struct tr_runtime *rt)

@@ -107,9 +107,6 @@ static void write_head(struct tr_http_req *req, int status, struct tr_slice cont
     }
     if (!status_has_body(status)) {
         req->resp_remaining = 0;
-        if (status == 304 && content_length != UINT64_MAX) {
-            /* A 304 may announce the representation's length; it sends no body. */
-        }
     } else if (content_length != UINT64_MAX) {
         tr_buf_append_slice(out, TR_SLICE_LIT("Content-Length: "));
         tr_buf_append_u64(out, content_length);

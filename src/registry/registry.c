@@ -427,7 +427,6 @@ int tr_reg_start(struct tr_reg *reg)
 struct stop_msg {
     struct tr_msg msg;
     struct tr_reg *reg;
-    int phase;
 };
 
 static void release_all_waiters(struct tr_reg *reg)
