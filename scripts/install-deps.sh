@@ -15,6 +15,8 @@ PACKAGES=(
     python3-consul victoria-metrics
     # benchmarks
     nginx-light haproxy wrk util-linux etcd-server etcd-client strace nats-server libnats-dev
+    # per-request cost counts (bench/proxy_profile.sh)
+    valgrind linux-perf
 )
 
 # Node.js and npm run the npm `consul` client (tests/integration/test_consul_npm.py). The

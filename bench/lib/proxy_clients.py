@@ -12,10 +12,18 @@
   proxy_clients.py hold PORT COUNT
       Opens COUNT keep-alive connections, sends one GET / on each and reads the whole
       response, then prints "held COUNT ok=N" and keeps them open until stdin closes.
+
+  proxy_clients.py count PORT REQUESTS CONNECTIONS
+      Closed loop: exactly REQUESTS GET / over CONNECTIONS keep-alive connections, each
+      sending its next request once the previous response has been read (no
+      pipelining). For per-request cost measurements (callgrind, strace -c, perf stat)
+      that need a fixed request count. Prints one JSON line: n, errors, seconds.
 """
 import asyncio
 import json
 import resource
+import selectors
+import socket
 import sys
 import time
 
@@ -105,6 +113,57 @@ async def hold(port, count):
         w.close()
 
 
+def count(port, requests, nconns):
+    """Fixed number of sequential keep-alive requests per connection, plain sockets."""
+    sel = selectors.DefaultSelector()
+    left = requests
+    done = 0
+    errors = 0
+    state = {}
+    for _ in range(min(nconns, requests)):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        state[s] = bytearray()
+        sel.register(s, selectors.EVENT_READ)
+        s.sendall(REQUEST)
+        left -= 1
+    start = time.monotonic()
+    while state:
+        for key, _ in sel.select():
+            s = key.fileobj
+            buf = state[s]
+            chunk = s.recv(65536)
+            if not chunk:
+                sys.exit("count: connection closed by the server")
+            buf += chunk
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    break
+                head = bytes(buf[:end])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if len(buf) < end + 4 + length:
+                    break
+                if int(head.split(b" ", 2)[1]) != 200:
+                    errors += 1
+                del buf[:end + 4 + length]
+                done += 1
+                if left > 0:
+                    s.sendall(REQUEST)
+                    left -= 1
+                elif not buf:
+                    sel.unregister(s)
+                    s.close()
+                    del state[s]
+                    break
+    print(json.dumps({"n": done, "errors": errors, "seconds": round(time.monotonic() - start, 3)}))
+
+
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -114,8 +173,10 @@ def main():
                             int(sys.argv[5])))
     elif mode == "hold":
         asyncio.run(hold(int(sys.argv[2]), int(sys.argv[3])))
+    elif mode == "count":
+        count(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     else:
-        sys.exit("usage: proxy_clients.py latency|hold ...")
+        sys.exit("usage: proxy_clients.py latency|hold|count ...")
 
 
 if __name__ == "__main__":

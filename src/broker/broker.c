@@ -376,7 +376,7 @@ static void wake_topic(struct tr_broker *bk, struct tr_bk_topic *t, bool timed_o
     tr_list_foreach_safe(it, tmp, &t->waiters)
     {
         struct tr_bk_req *r = tr_container_of(it, struct tr_bk_req, link);
-        bool expired = r->deadline_ms <= now || bk->stopping;
+        bool expired = r->deadline_ms <= now || bk->stopping || bk->draining;
         if (timed_out_only && !expired) {
             struct tr_bk_group *g = tr_bk_topic_group(t, r->group, false);
             if (g == NULL || !tr_bk_group_has_work(g, tr_broker__wall_ms(), t->durable_end)) {
@@ -545,6 +545,34 @@ void tr_broker_cancel(struct tr_broker *bk, struct tr_bk_req *r)
     cm->req = r;
     if (!tr_mailbox_post(&bk->inbox, &cm->msg)) {
         tr_free_null(&cm);
+    }
+}
+
+struct drain_msg {
+    struct tr_msg msg;
+    struct tr_broker *bk;
+};
+
+static void on_drain(struct tr_msg *m)
+{
+    struct drain_msg *dm = tr_container_of(m, struct drain_msg, msg);
+    struct tr_broker *bk = dm->bk;
+    tr_free_null(&dm);
+    bk->draining = true;
+    size_t i = 0;
+    const struct tr_map_slot *slot;
+    while (tr_map_next(&bk->topics, &i, &slot)) {
+        wake_topic(bk, slot->value, false);
+    }
+}
+
+void tr_broker_drain(struct tr_broker *bk)
+{
+    struct drain_msg *dm = tr_xcalloc(1, sizeof(*dm));
+    dm->msg.run = on_drain;
+    dm->bk = bk;
+    if (!tr_mailbox_post(&bk->inbox, &dm->msg)) {
+        tr_free_null(&dm);
     }
 }
 

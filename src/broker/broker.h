@@ -105,6 +105,7 @@ struct tr_broker {
     uint64_t last_housekeeping;    /* loop time */
     bool started;
     bool stopping;
+    bool draining;         /* the server drains: fetches answer at once, none parks */
     struct tr_buf scratch; /* record reads */
 };
 
@@ -117,6 +118,9 @@ TR_MUST_CHECK int tr_broker_start(struct tr_broker *bk);
 bool tr_broker_submit(struct tr_broker *bk, struct tr_bk_req *r);
 /* Any thread: asks the broker to answer `r` now if it is parked (client gone). */
 void tr_broker_cancel(struct tr_broker *bk, struct tr_bk_req *r);
+/* Any thread, when the server starts draining: parked fetches answer now with what they
+ * have and later ones do not wait, so long polls do not hold the HTTP drain up. */
+void tr_broker_drain(struct tr_broker *bk);
 /* Answers parked fetches, waits for the running fsync round, joins the threads. */
 void tr_broker_stop(struct tr_broker *bk);
 void tr_broker_close(struct tr_broker *bk);

@@ -146,7 +146,7 @@ static bool run_fetch(struct tr_broker *bk, struct tr_bk_req *r)
     if (t == NULL) {
         return reply_error(r, TR_E_INTERNAL, "cannot open the topic");
     }
-    bool final = r->wait_ms == 0 || bk->stopping;
+    bool final = r->wait_ms == 0 || bk->stopping || bk->draining;
     if (try_fetch(bk, t, r, final)) {
         return true;
     }

@@ -201,14 +201,15 @@ static const struct tr_http_client_handler handler = {
 
 static void report_failure(const struct tr_cli_api *api, int err, bool connected)
 {
+    const char *peer = api->peer_name != NULL ? api->peer_name : "trellis server";
     if (err == -EFBIG) {
-        fprintf(stderr, "trellis %s: response from trellis server at %s is larger than %u MiB\n",
-                api->cmd, api->display, TR_CLI_MAX_RESPONSE_BYTES >> 20);
+        fprintf(stderr, "trellis %s: response from %s at %s is larger than %u MiB\n", api->cmd,
+                peer, api->display, TR_CLI_MAX_RESPONSE_BYTES >> 20);
     } else if (!connected) {
-        fprintf(stderr, "trellis %s: cannot reach trellis server at %s: %s\n", api->cmd,
-                api->display, tr_http_client_strerror(err));
+        fprintf(stderr, "trellis %s: cannot reach %s at %s: %s\n", api->cmd, peer, api->display,
+                tr_http_client_strerror(err));
     } else {
-        fprintf(stderr, "trellis %s: request to trellis server at %s failed: %s\n", api->cmd,
+        fprintf(stderr, "trellis %s: request to %s at %s failed: %s\n", api->cmd, peer,
                 api->display, tr_http_client_strerror(err));
     }
 }
@@ -222,7 +223,7 @@ static void start_client(struct tr_cli_api *api)
     tr_http_client_config_init(&cfg);
     cfg.max_idle_per_upstream = 1;
     cfg.connect_timeout_ms = 5000;
-    cfg.response_timeout_ms = 60000;
+    cfg.response_timeout_ms = api->response_timeout_ms ? api->response_timeout_ms : 60000;
     api->client = tr_http_client_new(&api->loop, &cfg);
 }
 

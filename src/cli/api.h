@@ -28,6 +28,9 @@ struct tr_cli_api {
     struct tr_addr addr;
     uv_loop_t loop;
     struct tr_http_client *client; /* owned; NULL until the first call */
+    /* Optional, set after tr_cli_api_open(): */
+    const char *peer_name;         /* names the peer in messages; NULL: "trellis server" */
+    uint64_t response_timeout_ms;  /* longest wait for a response; 0: 60 s */
 };
 
 struct tr_cli_resp {

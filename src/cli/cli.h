@@ -15,6 +15,7 @@ struct tr_cli_cmd {
     const char *summary; /* one line for `trellis help` */
     const char *usage;   /* full --help text */
     bool serving;        /* usage is followed by tr_serve_opts_usage */
+    bool hidden;         /* internal: not listed by `trellis help` */
     int (*run)(int argc, char **argv);
 };
 
@@ -25,6 +26,14 @@ extern const struct tr_cli_cmd tr_cli_cmd_kv;
 extern const struct tr_cli_cmd tr_cli_cmd_register;
 extern const struct tr_cli_cmd tr_cli_cmd_deregister;
 extern const struct tr_cli_cmd tr_cli_cmd_proxy;
+extern const struct tr_cli_cmd tr_cli_cmd_sidecar;
+extern const struct tr_cli_cmd tr_cli_cmd_up;
+extern const struct tr_cli_cmd tr_cli_cmd_ps;
+extern const struct tr_cli_cmd tr_cli_cmd_scale;
+extern const struct tr_cli_cmd tr_cli_cmd_rollout;
+extern const struct tr_cli_cmd tr_cli_cmd_logs;
+extern const struct tr_cli_cmd tr_cli_cmd_down;
+extern const struct tr_cli_cmd tr_cli_cmd_child;
 
 /* Options every serving subcommand accepts. */
 struct tr_serve_opts {

@@ -19,6 +19,9 @@ struct drain_msg {
     struct tr_reg *reg;
 };
 
+/* The broker, for on_drain (the serve config's data is the registry). */
+static struct tr_broker *drain_broker;
+
 static int worker_init(struct tr_http_server *srv, struct tr_worker *w)
 {
     struct tr_srv_worker *sw = tr_xcalloc(1, sizeof(*sw));
@@ -56,6 +59,10 @@ static void on_drain_msg(struct tr_msg *m)
 
 static void on_drain(struct tr_http_serve *cfg)
 {
+    /* Long-poll fetches answer now too. */
+    if (drain_broker != NULL) {
+        tr_broker_drain(drain_broker);
+    }
     struct drain_msg *dm = tr_xcalloc(1, sizeof(*dm));
     dm->msg.run = on_drain_msg;
     dm->reg = cfg->data;
@@ -128,6 +135,7 @@ static int run(int argc, char **argv)
         tr_router_dispose(&router);
         return 1;
     }
+    drain_broker = broker;
     TR_ASSERT(tr_state_api_routes(&router) == 0);
     if (tr_reg_start(reg) != 0) {
         TR_LOG_ERROR("server", NULL, "cannot start the registry threads");
@@ -146,6 +154,7 @@ static int run(int argc, char **argv)
         .on_drain = on_drain,
     };
     int rc = tr_http_serve_run(&cfg);
+    drain_broker = NULL;
     tr_broker_api_stop(broker);
     tr_reg_stop(reg);
     tr_reg_close(reg);

@@ -14,6 +14,14 @@ static const struct tr_cli_cmd *const commands[] = {
     &tr_cli_cmd_register,
     &tr_cli_cmd_deregister,
     &tr_cli_cmd_proxy,
+    &tr_cli_cmd_sidecar,
+    &tr_cli_cmd_up,
+    &tr_cli_cmd_ps,
+    &tr_cli_cmd_scale,
+    &tr_cli_cmd_rollout,
+    &tr_cli_cmd_logs,
+    &tr_cli_cmd_down,
+    &tr_cli_cmd_child,
 };
 
 static void print_help(FILE *f)
@@ -22,7 +30,9 @@ static void print_help(FILE *f)
                "Usage: trellis <command> [options]\n\nCommands:\n",
             trellis_version());
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+        if (!commands[i]->hidden) {
+            fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+        }
     }
     fprintf(f, "  %-10s %s\n", "version", "print the version");
     fprintf(f, "  %-10s %s\n", "help", "show this help, or a command's: trellis help echo");
@@ -78,7 +88,8 @@ int main(int argc, char **argv)
         print_help(stderr);
         return 2;
     }
-    for (int i = 2; i < argc; i++) {
+    /* Hidden commands take other programs' arguments (trellis __child runs a service). */
+    for (int i = 2; i < argc && !c->hidden; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_usage(c);
             return 0;

@@ -22,7 +22,7 @@ void tr_buf_dispose(struct tr_buf *buf)
     tr_buf_init(buf);
 }
 
-char *tr_buf_reserve(struct tr_buf *buf, size_t n)
+char *tr_buf__grow(struct tr_buf *buf, size_t n)
 {
     if (buf->off + buf->len + n <= buf->cap) {
         return buf->base + buf->off + buf->len;
@@ -55,20 +55,6 @@ void tr_buf_commit(struct tr_buf *buf, size_t n)
 {
     TR_ASSERT(buf->off + buf->len + n <= buf->cap);
     buf->len += n;
-}
-
-void tr_buf_append(struct tr_buf *buf, const void *p, size_t n)
-{
-    if (n == 0) {
-        return;
-    }
-    memcpy(tr_buf_reserve(buf, n), p, n);
-    buf->len += n;
-}
-
-void tr_buf_append_slice(struct tr_buf *buf, struct tr_slice s)
-{
-    tr_buf_append(buf, s.ptr, s.len);
 }
 
 void tr_buf_vappendf(struct tr_buf *buf, const char *fmt, va_list ap)

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/slice.h"
 
@@ -21,13 +22,36 @@ struct tr_buf {
 void tr_buf_init(struct tr_buf *buf);
 void tr_buf_dispose(struct tr_buf *buf);
 
+/* tr_buf_reserve() when the room is not there yet: slides or grows the buffer. */
+char *tr_buf__grow(struct tr_buf *buf, size_t n);
+
 /* Returns a pointer where at least `n` more bytes can be written after the live
- * bytes; pointers into the buffer obtained earlier may be invalidated. Aborts on OOM. */
-char *tr_buf_reserve(struct tr_buf *buf, size_t n);
+ * bytes; pointers into the buffer obtained earlier may be invalidated. Aborts on OOM.
+ * Inline: appending to a buffer with room is on every request's path. */
+static inline char *tr_buf_reserve(struct tr_buf *buf, size_t n)
+{
+    if (buf->off + buf->len + n <= buf->cap) {
+        return buf->base + buf->off + buf->len;
+    }
+    return tr_buf__grow(buf, n);
+}
+
 /* Marks `n` bytes written at the pointer tr_buf_reserve() returned as live. */
 void tr_buf_commit(struct tr_buf *buf, size_t n);
-void tr_buf_append(struct tr_buf *buf, const void *p, size_t n);
-void tr_buf_append_slice(struct tr_buf *buf, struct tr_slice s);
+
+static inline void tr_buf_append(struct tr_buf *buf, const void *p, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    memcpy(tr_buf_reserve(buf, n), p, n);
+    buf->len += n;
+}
+
+static inline void tr_buf_append_slice(struct tr_buf *buf, struct tr_slice s)
+{
+    tr_buf_append(buf, s.ptr, s.len);
+}
 void tr_buf_appendf(struct tr_buf *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void tr_buf_vappendf(struct tr_buf *buf, const char *fmt, va_list ap);

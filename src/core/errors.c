@@ -27,6 +27,8 @@ static const struct tr_err_info err_table[TR_E_COUNT] = {
     [TR_E_GATEWAY_TIMEOUT] = {504, "gateway_timeout", "upstream timed out"},
     [TR_E_VERSION_UNSUPPORTED] = {505, "http_version_not_supported",
                                   "HTTP version not supported"},
+    [TR_E_CIRCUIT_OPEN] = {503, "circuit_open", "circuit breaker is open"},
+    [TR_E_OVERLOADED] = {503, "overloaded", "upstream capacity limit reached"},
 };
 
 const char *tr_strerror(int err)

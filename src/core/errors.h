@@ -32,6 +32,8 @@ enum tr_err {
     TR_E_UNAVAILABLE,         /* 503 unavailable */
     TR_E_GATEWAY_TIMEOUT,     /* 504 gateway_timeout */
     TR_E_VERSION_UNSUPPORTED, /* 505 http_version_not_supported */
+    TR_E_CIRCUIT_OPEN,        /* 503 circuit_open: a proxy cluster's breaker is open */
+    TR_E_OVERLOADED,          /* 503 overloaded: a proxy cluster's connection/request limit */
     TR_E_COUNT
 };
 

@@ -19,8 +19,11 @@
 #include "http/client_os.h"
 #include "http/client_req.h"
 #include "http/pool.h"
+#include "http/sock.h"
 
 #define FREE_WRITES_MAX 64
+#define FREE_REQS_MAX 64
+#define FREE_REQ_BUF_MAX 4096 /* larger request buffers are not kept on the free list */
 
 /* A streamed-body write. libuv owns it from uv_write() to on_chunk_written(). */
 struct tr_http_chunk_write {
@@ -55,6 +58,24 @@ const char *tr_http_client_strerror(int err)
         return tr_strerror(err);
     }
 }
+
+/* Character classes: every byte but CTLs (and DEL) may appear in a field value; tchar
+ * is "!#$%&'*+-.^_`|~", digits and letters. */
+#define V TR_HTTP_CLIENT_VCHAR
+#define T (TR_HTTP_CLIENT_TCHAR | TR_HTTP_CLIENT_VCHAR)
+/* clang-format off */
+const unsigned char tr_http_client__ctype[256] = {
+    ['\t'] = V, [' '] = V,  ['!'] = T, ['"'] = V, ['#'] = T, ['$'] = T, ['%'] = T,
+    ['&'] = T,  ['\''] = T, ['('] = V, [')'] = V, ['*'] = T, ['+'] = T, [','] = V,
+    ['-'] = T,  ['.'] = T,  ['/'] = V, ['0' ... '9'] = T,  [':'] = V, [';'] = V,
+    ['<'] = V,  ['='] = V,  ['>'] = V, ['?'] = V, ['@'] = V, ['A' ... 'Z'] = T,
+    ['['] = V,  ['\\'] = V, [']'] = V, ['^'] = T, ['_'] = T, ['`'] = T,
+    ['a' ... 'z'] = T,      ['{'] = V, ['|'] = T, ['}'] = V, ['~'] = T,
+    [0x80 ... 0xff] = V,
+};
+/* clang-format on */
+#undef V
+#undef T
 
 /* The retry rule. */
 
@@ -167,58 +188,93 @@ static bool method_has_content(struct tr_slice m)
            tr_slice_eq(m, TR_SLICE_LIT("PATCH"));
 }
 
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* The request head (and a buffered body) in `out`, written in one pass after one
+ * reservation of the exact size. */
 static void serialize(struct tr_http_client_req *req, const struct tr_http_client_request *r,
                       const struct head_facts *f)
 {
-    struct tr_buf *out = &req->out;
-    size_t need = r->method.len + r->target.len + 128 + r->body.len;
-    for (size_t i = 0; i < r->header_count; i++) {
-        need += r->headers[i].name.len + r->headers[i].value.len + 4;
-    }
-    tr_buf_reserve(out, need);
-    tr_buf_append_slice(out, r->method);
-    tr_buf_append(out, " ", 1);
-    tr_buf_append_slice(out, r->target);
-    tr_buf_append_slice(out, TR_SLICE_LIT(" HTTP/1.1\r\n"));
+    static const struct tr_slice cl0 = TR_SLICE_LIT("Content-Length: 0\r\n");
+    static const struct tr_slice te = TR_SLICE_LIT("Transfer-Encoding: chunked\r\n");
+    char host[64];
+    size_t host_len = 0;
     if (!f->has_host) {
-        char host[64];
         tr_addr_format((const struct sockaddr *)&r->upstream.ss, host, sizeof(host));
-        tr_buf_appendf(out, "Host: %s\r\n", host);
+        host_len = strlen(host);
+    }
+    char num[24];
+    size_t num_len = 0;
+    if (req->body == TR_HTTP_CLIENT_BODY_BUFFER || req->body == TR_HTTP_CLIENT_BODY_STREAM_LENGTH) {
+        uint64_t v = req->body == TR_HTTP_CLIENT_BODY_BUFFER ? r->body.len : req->body_left;
+        size_t i = sizeof(num);
+        do {
+            num[--i] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        num_len = sizeof(num) - i;
+        memmove(num, num + i, num_len);
+    }
+    /* RFC 9110 §8.6: announce an empty body for methods that define content. */
+    bool empty_cl = req->body == TR_HTTP_CLIENT_BODY_NONE && method_has_content(r->method);
+    size_t need = r->method.len + 1 + r->target.len + sizeof(" HTTP/1.1\r\n") - 1 + 2;
+    if (!f->has_host) {
+        need += sizeof("Host: \r\n") - 1 + host_len;
     }
     for (size_t i = 0; i < r->header_count; i++) {
-        tr_buf_append_slice(out, r->headers[i].name);
-        tr_buf_append(out, ": ", 2);
-        tr_buf_append_slice(out, r->headers[i].value);
-        tr_buf_append(out, "\r\n", 2);
+        need += r->headers[i].name.len + 2 + r->headers[i].value.len + 2;
     }
-    switch (req->body) {
-    case TR_HTTP_CLIENT_BODY_NONE:
-        /* RFC 9110 §8.6: announce an empty body for methods that define content. */
-        if (method_has_content(r->method)) {
-            tr_buf_append_slice(out, TR_SLICE_LIT("Content-Length: 0\r\n"));
+    need += empty_cl ? cl0.len : 0;
+    need += num_len > 0 ? sizeof("Content-Length: \r\n") - 1 + num_len : 0;
+    need += req->body == TR_HTTP_CLIENT_BODY_STREAM_CHUNKED ? te.len : 0;
+    need += req->body == TR_HTTP_CLIENT_BODY_BUFFER ? r->body.len : 0;
+    char *start = tr_buf_reserve(&req->out, need);
+    char *p = start;
+    p = put(p, r->method.ptr, r->method.len);
+    *p++ = ' ';
+    p = put(p, r->target.ptr, r->target.len);
+    p = PUT_LIT(p, " HTTP/1.1\r\n");
+    if (!f->has_host) {
+        p = PUT_LIT(p, "Host: ");
+        p = put(p, host, host_len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    for (size_t i = 0; i < r->header_count; i++) {
+        const struct tr_http_client_header *h = &r->headers[i];
+        p = put(p, h->name.ptr, h->name.len);
+        p = PUT_LIT(p, ": ");
+        if (h->value.len > 0) {
+            p = put(p, h->value.ptr, h->value.len);
         }
-        break;
-    case TR_HTTP_CLIENT_BODY_BUFFER:
-    case TR_HTTP_CLIENT_BODY_STREAM_LENGTH:
-        tr_buf_append_slice(out, TR_SLICE_LIT("Content-Length: "));
-        tr_buf_append_u64(out,
-                          req->body == TR_HTTP_CLIENT_BODY_BUFFER ? r->body.len : req->body_left);
-        tr_buf_append(out, "\r\n", 2);
-        break;
-    case TR_HTTP_CLIENT_BODY_STREAM_CHUNKED:
-        tr_buf_append_slice(out, TR_SLICE_LIT("Transfer-Encoding: chunked\r\n"));
-        break;
-    default:
-        TR_ASSERT(!"bad body mode");
+        p = PUT_LIT(p, "\r\n");
     }
-    tr_buf_append(out, "\r\n", 2);
-    if (req->body == TR_HTTP_CLIENT_BODY_BUFFER) {
-        tr_buf_append_slice(out, r->body);
+    if (empty_cl) {
+        p = put(p, cl0.ptr, cl0.len);
+    } else if (num_len > 0) {
+        p = PUT_LIT(p, "Content-Length: ");
+        p = put(p, num, num_len);
+        p = PUT_LIT(p, "\r\n");
+    } else if (req->body == TR_HTTP_CLIENT_BODY_STREAM_CHUNKED) {
+        p = put(p, te.ptr, te.len);
     }
+    p = PUT_LIT(p, "\r\n");
+    if (req->body == TR_HTTP_CLIENT_BODY_BUFFER && r->body.len > 0) {
+        p = put(p, r->body.ptr, r->body.len);
+    }
+    TR_ASSERT((size_t)(p - start) == need);
+    req->out.len += need;
 }
 
 /* Requests: life cycle. */
 
+/* A finished request object goes back to its client's free list, keeping its buffers
+ * when they are small, so a steady stream of requests does not touch malloc. */
 static void req_free(struct tr_http_client_req *req)
 {
     req->done = true;
@@ -228,9 +284,56 @@ static void req_free(struct tr_http_client_req *req)
     if (req->head_writes_pending > 0) {
         return;
     }
-    tr_buf_dispose(&req->out);
-    tr_buf_dispose(&req->spans);
-    tr_free_null(&req);
+    struct tr_http_client *client = req->client;
+    if (client->nfree_reqs >= FREE_REQS_MAX || client->closing) {
+        tr_buf_dispose(&req->out);
+        tr_buf_dispose(&req->spans);
+        tr_free_null(&req);
+        return;
+    }
+    if (req->out.cap > FREE_REQ_BUF_MAX) {
+        tr_buf_dispose(&req->out);
+    }
+    if (req->spans.cap > FREE_REQ_BUF_MAX) {
+        tr_buf_dispose(&req->spans);
+    }
+    req->next_free = client->free_reqs;
+    client->free_reqs = req;
+    client->nfree_reqs++;
+}
+
+/* A zeroed request object, from the free list if it has one. */
+static struct tr_http_client_req *req_new(struct tr_http_client *client)
+{
+    struct tr_http_client_req *req = client->free_reqs;
+    if (req == NULL) {
+        req = tr_xcalloc(1, sizeof(*req));
+        tr_buf_init(&req->out);
+        tr_buf_init(&req->spans);
+        return req;
+    }
+    client->free_reqs = req->next_free;
+    client->nfree_reqs--;
+    struct tr_buf out = req->out;
+    struct tr_buf spans = req->spans;
+    memset(req, 0, sizeof(*req));
+    req->out = out;
+    req->spans = spans;
+    tr_buf_reset(&req->out);
+    tr_buf_reset(&req->spans);
+    return req;
+}
+
+void tr_http_client__free_reqs(struct tr_http_client *client)
+{
+    while (client->free_reqs != NULL) {
+        struct tr_http_client_req *req = client->free_reqs;
+        client->free_reqs = req->next_free;
+        tr_buf_dispose(&req->out);
+        tr_buf_dispose(&req->spans);
+        tr_free_null(&req);
+    }
+    client->nfree_reqs = 0;
 }
 
 static struct tr_http_client_conn *req_detach(struct tr_http_client_req *req)
@@ -327,14 +430,26 @@ static int attempt_start(struct tr_http_client_req *req, bool allow_pool)
         conn->acked_base = UINT64_MAX;
     }
     uv_buf_t b = uv_buf_init(tr_buf_data(&req->out), (unsigned)req->out.len);
-    w->data = req;
-    int err = uv_write(w, (uv_stream_t *)&conn->tcp, &b, 1, on_head_written);
-    if (err != 0) {
-        tr_http_pool_close(req_detach(req));
-        return err;
+    /* On a connected socket with nothing queued, write now: a head that fits in the
+     * socket buffer then costs one send and no write request, whose completion would
+     * make libuv re-register the socket with epoll. Whatever is left (or an error,
+     * which uv_write then reports from the loop as before) goes through uv_write. */
+    size_t sent = 0;
+    if (conn->state == TR_HTTP_CLIENT_CONN_ACTIVE && conn->writes_pending == 0) {
+        ssize_t n = tr_http_sock_send((uv_stream_t *)&conn->tcp, &b, 1);
+        sent = n > 0 ? (size_t)n : 0;
     }
-    req->head_writes_pending++;
-    conn->writes_pending++;
+    if (sent < req->out.len) {
+        b = uv_buf_init(tr_buf_data(&req->out) + sent, (unsigned)(req->out.len - sent));
+        w->data = req;
+        int err = uv_write(w, (uv_stream_t *)&conn->tcp, &b, 1, on_head_written);
+        if (err != 0) {
+            tr_http_pool_close(req_detach(req));
+            return err;
+        }
+        req->head_writes_pending++;
+        conn->writes_pending++;
+    }
     req->sent_all = req->body == TR_HTTP_CLIENT_BODY_NONE ||
                     req->body == TR_HTTP_CLIENT_BODY_BUFFER || req->stream_ended;
     if (conn->state == TR_HTTP_CLIENT_CONN_ACTIVE) {
@@ -354,7 +469,7 @@ int tr_http_client_request(struct tr_http_client *client, const struct tr_http_c
     if (err != 0) {
         return err;
     }
-    struct tr_http_client_req *req = tr_xcalloc(1, sizeof(*req));
+    struct tr_http_client_req *req = req_new(client);
     req->client = client;
     req->handler = r->handler;
     req->data = r->data;
@@ -369,8 +484,6 @@ int tr_http_client_request(struct tr_http_client *client, const struct tr_http_c
     } else {
         req->body = r->body.ptr != NULL ? TR_HTTP_CLIENT_BODY_BUFFER : TR_HTTP_CLIENT_BODY_NONE;
     }
-    tr_buf_init(&req->out);
-    tr_buf_init(&req->spans);
     serialize(req, r, &facts);
     err = attempt_start(req, true);
     if (err != 0) {

@@ -41,6 +41,7 @@ enum tr_http_client_body {
 
 struct tr_http_client_req {
     struct tr_http_client *client;
+    struct tr_http_client_req *next_free; /* on the client's free list */
     struct tr_http_client_conn *conn; /* the current attempt's connection; NULL once done */
     const struct tr_http_client_handler *handler;
     void *data;
@@ -94,39 +95,69 @@ extern const llhttp_settings_t tr_http_client__parser_settings;
 /* Clears the per-message parse state (a 1xx and the final response each get one). */
 void tr_http_client__reset_message(struct tr_http_client_req *req);
 
+/* RFC 9110 §5.6.2 tchar, and field-value bytes (RFC 9110 §5.5: HTAB, visible ASCII,
+ * obs-text), as one lookup table (client.c): bit 0 = tchar, bit 1 = field-value byte. */
+extern const unsigned char tr_http_client__ctype[256];
+#define TR_HTTP_CLIENT_TCHAR 1u
+#define TR_HTTP_CLIENT_VCHAR 2u
+
 static inline bool tr_http_client__is_tchar(unsigned char c)
 {
-    /* RFC 9110 §5.6.2 */
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-        return true;
-    }
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return (tr_http_client__ctype[c] & TR_HTTP_CLIENT_TCHAR) != 0;
 }
 
 static inline bool tr_http_client__is_token(struct tr_slice s)
 {
-    if (s.len == 0) {
-        return false;
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    const unsigned char *t = tr_http_client__ctype;
+    unsigned char ok = s.len > 0 ? TR_HTTP_CLIENT_TCHAR : 0;
+    size_t i = 0;
+    for (; i + 4 <= s.len; i += 4) {
+        ok &= t[p[i]] & t[p[i + 1]] & t[p[i + 2]] & t[p[i + 3]];
     }
-    for (size_t i = 0; i < s.len; i++) {
-        if (!tr_http_client__is_tchar((unsigned char)s.ptr[i])) {
-            return false;
-        }
+    for (; i < s.len; i++) {
+        ok &= t[p[i]];
     }
-    return true;
+    return ok != 0;
+}
+
+/* Does any of the eight bytes fall below 0x20 or equal DEL? Exact as a whole. */
+static inline bool tr_http_client__ctl8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t del = w ^ (0x7f * ones);
+    return ((((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & (0x80 * ones)) != 0;
 }
 
 /* Field values may hold HTAB, visible ASCII and obs-text, nothing else (RFC 9110 §5.5):
- * a CR or LF would let a caller smuggle a header or a second request. */
+ * a CR or LF would let a caller smuggle a header or a second request. Eight bytes at a
+ * time while no byte is below 0x20 or DEL (the usual case: only HTAB is then looked
+ * at again), the last eight overlapping; shorter values byte by byte. */
 static inline bool tr_http_client__is_field_value(struct tr_slice s)
 {
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            return false;
+    const unsigned char *p = (const unsigned char *)s.ptr;
+    size_t i = 0;
+    if (s.len >= 8) {
+        uint64_t w;
+        for (; i + 8 <= s.len; i += 8) {
+            memcpy(&w, p + i, sizeof(w));
+            if (tr_http_client__ctl8(w)) {
+                break;
+            }
+        }
+        if (i + 8 > s.len) {
+            memcpy(&w, p + s.len - 8, sizeof(w));
+            if (!tr_http_client__ctl8(w)) {
+                return true;
+            }
+            i = s.len - 8;
         }
     }
-    return true;
+    unsigned char ok = TR_HTTP_CLIENT_VCHAR;
+    for (; i < s.len; i++) {
+        ok &= tr_http_client__ctype[p[i]];
+    }
+    return ok != 0;
 }
 
 #endif

@@ -262,6 +262,12 @@ static int on_header_field_complete(llhttp_t *p)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
+    if (n == 0) {
+        /* llhttp marks an empty value ("Pragma: \r\n") with a zero-length span placed
+         * after the line break it had to look past: nothing to check or keep, and not
+         * a fold (the server's on_header_value does the same). */
+        return 0;
+    }
     struct tr_http_client_req *req = parser_req(p);
     struct tr_http_client_span *h = last_span(req);
     uint32_t off = offset_of(p, at);

@@ -125,6 +125,8 @@ static void maybe_finish_close(struct tr_http_client *client)
     }
     TR_ASSERT(client->npools == 0);
     tr_http_client__free_writes(client);
+    tr_http_client__free_reqs(client);
+    tr_buf_dispose(&client->spare_in);
     tr_free_null(&client->buckets);
     tr_free_null(&client->scratch);
     tr_http_client_close_cb *cb = client->close_cb;
@@ -242,6 +244,11 @@ static void pool_maybe_free(struct tr_http_pool *pool)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct tr_http_client_conn *conn = h->data;
+    struct tr_http_client *client = conn->pool->client;
+    if (conn->in.base == NULL && client->spare_in.base != NULL) {
+        conn->in = client->spare_in; /* the last idle connection's buffer */
+        tr_buf_init(&client->spare_in);
+    }
     char *p = tr_buf_reserve(&conn->in, READ_SIZE);
     buf->base = p;
     buf->len = conn->in.cap - conn->in.off - conn->in.len;
@@ -372,10 +379,11 @@ static void idle_remove(struct tr_http_client_conn *conn)
 struct tr_http_client_conn *tr_http_pool_take(struct tr_http_pool *pool)
 {
     struct tr_http_client *client = pool->client;
+    uint64_t now = uv_now(client->loop);
     while (!tr_list_empty(&pool->idle)) {
         struct tr_http_client_conn *conn =
             tr_container_of(pool->idle.prev, struct tr_http_client_conn, idle_link);
-        if (!probe_alive(conn)) {
+        if (now - conn->idle_since >= TR_HTTP_POOL_PROBE_AFTER_MS && !probe_alive(conn)) {
             client->stats.probe_drops++;
             tr_http_pool_close(conn);
             continue;
@@ -412,8 +420,16 @@ void tr_http_pool_release(struct tr_http_client_conn *conn)
     }
     conn->reused = true;
     conn->parsed = 0;
+    conn->idle_since = uv_now(client->loop);
     conn->state = TR_HTTP_CLIENT_CONN_IDLE;
-    tr_buf_dispose(&conn->in);
+    /* An idle connection holds no buffer; the client keeps one for the next read. */
+    if (client->spare_in.base == NULL && conn->in.cap <= 2 * READ_SIZE) {
+        client->spare_in = conn->in;
+        tr_buf_reset(&client->spare_in);
+        tr_buf_init(&conn->in);
+    } else {
+        tr_buf_dispose(&conn->in);
+    }
     tr_list_insert_tail(&pool->idle, &conn->idle_link);
     pool->nidle++;
     client->stats.conns_idle++;

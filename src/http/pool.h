@@ -59,6 +59,7 @@ struct tr_http_client_conn {
     size_t parsed;          /* bytes at the front of `in` already given to the parser */
     uint64_t id;
     uint64_t acked_base;     /* peer-acknowledged bytes when the current request started */
+    uint64_t idle_since;     /* loop time (ms) the connection last went idle */
     unsigned writes_pending; /* uv_write requests on this connection not yet called back */
     int read_err;            /* UV_EOF or a read error seen and not yet acted on; 0 if none */
     enum tr_http_client_conn_state state;
@@ -86,6 +87,9 @@ struct tr_http_client {
     struct tr_http_client_header *scratch;   /* owned; max_headers entries for the headers cb */
     struct tr_http_chunk_write *free_writes; /* owned; recycled streamed-body write requests */
     unsigned nfree_writes;
+    struct tr_http_client_req *free_reqs; /* owned; recycled request objects */
+    unsigned nfree_reqs;
+    struct tr_buf spare_in; /* owned; an idle connection's input buffer, for the next read */
     struct tr_http_client_stats stats;
     uint64_t next_conn_id;
     unsigned live_conns;     /* connections not yet freed, CLOSING included */
@@ -98,10 +102,18 @@ struct tr_http_client {
 /* Finds or creates the pool for `addr`. */
 struct tr_http_pool *tr_http_pool_get(struct tr_http_client *client, const struct tr_addr *addr);
 
+/* A pooled connection idle for less than this (loop time) is reused without the
+ * MSG_PEEK probe: its response was read an instant ago, far less than any upstream's
+ * keep-alive timeout, so only an upstream that closes right after answering (or is
+ * going away) can have closed it, and the retry rule covers that. A few ms rather than
+ * one loop turn, so that a busy or preempted worker still skips it under load. */
+#define TR_HTTP_POOL_PROBE_AFTER_MS 10
+
 /* Takes the most recently used idle connection of `pool` that still looks alive: each
- * candidate is probed with a non-blocking MSG_PEEK recv, and one that reports EOF, an
- * error or unexpected bytes is closed (stats.probe_drops). Returns NULL if none. The
- * connection comes back ACTIVE-ready: removed from the idle list, ref'd, timer cancelled. */
+ * candidate idle for TR_HTTP_POOL_PROBE_AFTER_MS or more is probed with a non-blocking
+ * MSG_PEEK recv, and one that reports EOF, an error or unexpected bytes is closed
+ * (stats.probe_drops). Returns NULL if none. The connection comes back ACTIVE-ready:
+ * removed from the idle list, ref'd, timer cancelled. */
 struct tr_http_client_conn *tr_http_pool_take(struct tr_http_pool *pool);
 
 /* Opens a new connection of `pool` and starts connecting; the connection is CONNECTING
@@ -135,8 +147,9 @@ void tr_http_client__timeout(struct tr_http_client_conn *conn);
 void tr_http_client__deferred(struct tr_http_client_conn *conn);
 /* The client is closing: fail the request on `conn` with TR_HTTP_CLIENT_E_CANCELED. */
 void tr_http_client__abort(struct tr_http_client_conn *conn);
-/* Frees the client's recycled write requests. */
+/* Frees the client's recycled write requests and request objects. */
 void tr_http_client__free_writes(struct tr_http_client *client);
+void tr_http_client__free_reqs(struct tr_http_client *client);
 
 /* The retry rule, as a pure function so it can be tested alone. */
 struct tr_http_client_attempt {

@@ -10,6 +10,7 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,9 +19,16 @@
 #include "core/addr.h"
 #include "core/mem.h"
 #include "core/query.h"
+#include "http/sock.h"
 
 #define SCRATCH_SIZE (64 * 1024)
 #define SWEEP_MS 100
+#define ARENA_CHUNK 1024
+/* Idle connections hold no per-request memory; up to SPARES_MAX sets of it, holding
+ * SPARE_BYTES_MAX in all, wait in the server for the next requests (a loop turn may end
+ * dozens of exchanges before it starts the next ones). */
+#define SPARES_MAX 64
+#define SPARE_BYTES_MAX (1024 * 1024)
 
 enum conn_state {
     CS_IDLE = 0, /* between requests */
@@ -34,6 +42,18 @@ struct hdr_off {
     uint32_t name_len;
     uint32_t value_off;
     uint32_t value_len;
+};
+
+/* What a connection needs only while it handles a request: the request arena, the
+ * head copy and its header spans, the response header lines and the output buffer. */
+struct tr_http_spare {
+    struct tr_arena arena;
+    struct tr_buf head;
+    struct tr_buf resp_headers;
+    struct tr_buf out;
+    struct hdr_off *hoffs;
+    size_t caphoffs;
+    size_t bytes; /* allocated by all of the above */
 };
 
 struct tr_http_conn {
@@ -191,18 +211,47 @@ static void conn_update_timer(struct tr_http_conn *conn, bool refresh)
 
 /* ------------------------------------------------------------ request reset */
 
+/* Takes a spare set for a connection that holds no per-request memory. */
+static void conn_take_spare(struct tr_http_conn *conn)
+{
+    struct tr_http_server *srv = conn->srv;
+    if (srv->nspares == 0 || conn->req.arena.chunks != NULL || conn->head.base != NULL ||
+        conn->out.base != NULL || conn->hoffs != NULL || conn->req.resp_headers.base != NULL) {
+        return;
+    }
+    struct tr_http_spare *sp = &srv->spares[--srv->nspares];
+    srv->spare_bytes -= sp->bytes;
+    conn->req.arena = sp->arena;
+    conn->head = sp->head;
+    conn->req.resp_headers = sp->resp_headers;
+    conn->out = sp->out;
+    conn->hoffs = sp->hoffs;
+    conn->caphoffs = sp->caphoffs;
+}
+
 static void req_reset(struct tr_http_conn *conn)
 {
     struct tr_http_req *req = &conn->req;
-    tr_arena_dispose(&req->arena);
+    /* The arena's first chunk and the header line buffer are kept for the next
+     * request; conn_release_idle_memory() lets go of them. */
+    if (req->arena.chunks != NULL) {
+        tr_arena_reset(&req->arena);
+    } else {
+        tr_arena_init(&req->arena, ARENA_CHUNK);
+    }
+    struct tr_arena arena = req->arena;
+    struct tr_buf resp_headers = req->resp_headers;
+    tr_buf_reset(&resp_headers);
+    if (resp_headers.cap > SPARE_BYTES_MAX / 16) {
+        tr_buf_dispose(&resp_headers);
+    }
     tr_buf_dispose(&req->body);
-    tr_buf_dispose(&req->resp_headers);
     memset(req, 0, sizeof(*req));
     req->conn = conn;
     req->server = conn->srv;
-    tr_arena_init(&req->arena, 1024);
+    req->arena = arena;
     tr_buf_init(&req->body);
-    tr_buf_init(&req->resp_headers);
+    req->resp_headers = resp_headers;
     req->content_length = UINT64_MAX;
     req->log.conn_id = conn->id;
     req->log.peer = conn->peer;
@@ -221,18 +270,54 @@ static void req_reset(struct tr_http_conn *conn)
     conn->user_paused = false;
 }
 
+static void spare_dispose(struct tr_http_spare *sp)
+{
+    tr_arena_dispose(&sp->arena);
+    tr_buf_dispose(&sp->head);
+    tr_buf_dispose(&sp->resp_headers);
+    tr_buf_dispose(&sp->out);
+    tr_free_null(&sp->hoffs);
+    sp->caphoffs = 0;
+}
+
 /* The connection has nothing in flight: give back what an idle connection need not
- * hold, so that thousands of idle keep-alive connections stay cheap. */
+ * hold, so that thousands of idle keep-alive connections stay cheap. The memory goes
+ * to the server's spare sets while there is room, so that the next request on any
+ * connection starts without malloc. */
 static void conn_release_idle_memory(struct tr_http_conn *conn)
 {
-    tr_arena_dispose(&conn->req.arena);
-    tr_buf_shrink(&conn->head, 0);
+    struct tr_http_server *srv = conn->srv;
     tr_buf_shrink(&conn->in, 0);
-    tr_buf_shrink(&conn->out, 0);
-    if (conn->nhoffs == 0) {
-        tr_free_null(&conn->hoffs);
-        conn->caphoffs = 0;
+    struct tr_http_spare sp = {
+        .arena = conn->req.arena,
+        .head = conn->head,
+        .resp_headers = conn->req.resp_headers,
+        .out = conn->out,
+        .hoffs = conn->hoffs,
+        .caphoffs = conn->caphoffs,
+    };
+    /* The finished request's slices point into these; nothing reads them before the
+     * next request resets it. */
+    tr_arena_init(&conn->req.arena, ARENA_CHUNK);
+    tr_buf_init(&conn->head);
+    tr_buf_init(&conn->req.resp_headers);
+    tr_buf_init(&conn->out);
+    conn->hoffs = NULL;
+    conn->caphoffs = 0;
+    conn->nhoffs = 0;
+    tr_arena_reset(&sp.arena);
+    sp.bytes = (sp.arena.chunks != NULL ? ARENA_CHUNK : 0) + sp.head.cap + sp.out.cap +
+               sp.resp_headers.cap + sp.caphoffs * sizeof(*sp.hoffs);
+    bool keep = srv->spares != NULL && srv->nspares < SPARES_MAX && sp.arena.chunks != NULL &&
+                sp.out.len == 0 && srv->spare_bytes + sp.bytes <= SPARE_BYTES_MAX;
+    if (!keep) {
+        spare_dispose(&sp);
+        return;
     }
+    tr_buf_reset(&sp.head);
+    tr_buf_reset(&sp.resp_headers);
+    srv->spares[srv->nspares++] = sp;
+    srv->spare_bytes += sp.bytes;
 }
 
 /* ------------------------------------------------------------ llhttp hooks */
@@ -285,6 +370,7 @@ static int head_append(struct tr_http_conn *conn, const char *at, size_t len)
 static int on_message_begin(llhttp_t *p)
 {
     struct tr_http_conn *conn = conn_of(p);
+    conn_take_spare(conn);
     req_reset(conn);
     conn->state = CS_HEAD;
     conn->first_request = false;
@@ -660,6 +746,16 @@ static void conn_fail(struct tr_http_conn *conn, enum tr_err e, const char *msg)
         conn_close(conn); /* a response is half sent: only closing is left */
         return;
     }
+    if (conn->handler_called && req->on_body_end != NULL) {
+        /* A streaming handler that has not answered owns the request (a proxy waiting
+         * for the rest of the body, or for its upstream): it learns that the body failed
+         * and lets go of the request, then the error below is the answer. Without this
+         * it kept a pointer to a request that ended under it. */
+        tr_http_body_end_cb *cb = req->on_body_end;
+        req->on_body_end = NULL;
+        req->on_body = NULL;
+        cb(req, false);
+    }
     /* The response state of a request that never reached its handler is clean. */
     req->resp_close = true;
     tr_http_resp_error(req, e, msg);
@@ -953,11 +1049,11 @@ static void conn_flush(struct tr_http_conn *conn)
     }
     if (conn->out.len > 0) {
         uv_buf_t b = uv_buf_init(tr_buf_data(&conn->out), (unsigned)conn->out.len);
-        int n = uv_try_write((uv_stream_t *)&conn->tcp, &b, 1);
+        ssize_t n = tr_http_sock_send((uv_stream_t *)&conn->tcp, &b, 1);
         if (n > 0) {
             tr_buf_consume(&conn->out, (size_t)n);
-        } else if (n != UV_EAGAIN) {
-            TR_LOG_DEBUG("http", &conn->req.log, "write failed: %s", uv_strerror(n));
+        } else if (n < 0) {
+            TR_LOG_DEBUG("http", &conn->req.log, "write failed: %s", uv_strerror((int)n));
             conn_close(conn);
             return;
         }
@@ -1016,6 +1112,27 @@ struct tr_buf *tr_http__conn_outbuf(struct tr_http_conn *conn)
     return &conn->out;
 }
 
+void tr_http__conn_output_now(struct tr_http_conn *conn, struct tr_slice data)
+{
+    if (conn->writing || conn->closing || conn->shutting_down) {
+        tr_buf_append(&conn->out, data.ptr, data.len);
+        return;
+    }
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    if (conn->out.len > 0) {
+        bufs[n++] = uv_buf_init(tr_buf_data(&conn->out), (unsigned)conn->out.len);
+    }
+    bufs[n++] = uv_buf_init((char *)data.ptr, (unsigned)data.len);
+    ssize_t sent = tr_http_sock_send((uv_stream_t *)&conn->tcp, bufs, n);
+    /* An error is found again, and acted on, by the next flush. */
+    size_t done = sent > 0 ? (size_t)sent : 0;
+    size_t from_out = done < conn->out.len ? done : conn->out.len;
+    tr_buf_consume(&conn->out, from_out);
+    done -= from_out;
+    tr_buf_append(&conn->out, data.ptr + done, data.len - done);
+}
+
 size_t tr_http__conn_pending(const struct tr_http_conn *conn)
 {
     return conn->out.len + conn->wbuf.len;
@@ -1058,6 +1175,37 @@ void tr_http__req_done(struct tr_http_req *req)
         conn_process_backlog(conn);
         conn_after_io(conn);
     }
+}
+
+/* ------------------------------------------------------------ protocol switch */
+
+int tr_http_req_takeover(struct tr_http_req *req, struct tr_buf *rest)
+{
+    struct tr_http_conn *conn = req->conn;
+    if (req->resp_started || conn->closing || conn->shutting_down) {
+        return -EINVAL;
+    }
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)&conn->tcp, &fd);
+    if (rc != 0) {
+        return rc;
+    }
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd == -1) {
+        return -errno;
+    }
+    if (rest != NULL && conn->in.len > 0) {
+        tr_buf_append_slice(rest, tr_buf_slice(&conn->in));
+    }
+    /* The request is over for the server: conn_close() must not call the handler
+     * back, and nothing queued may be written. uv_close() (not a shutdown) sends no
+     * FIN while the duplicate holds the socket. */
+    req->on_body = NULL;
+    req->on_body_end = NULL;
+    req->resp_ended = true;
+    tr_buf_reset(&conn->out);
+    conn_close(conn);
+    return dup_fd;
 }
 
 /* ------------------------------------------------------------ request helpers */
@@ -1180,9 +1328,11 @@ int tr_http_server_init(struct tr_http_server *srv, uv_loop_t *loop, int fd,
     tr_timeq_init(&srv->q_write, limits->write_timeout_ms);
     srv->scratch_size = SCRATCH_SIZE;
     srv->scratch = tr_xmalloc(SCRATCH_SIZE);
+    srv->spares = tr_xcalloc(SPARES_MAX, sizeof(*srv->spares));
     int err = uv_tcp_init(loop, &srv->listener);
     if (err != 0) {
         tr_free_null(&srv->scratch);
+        tr_free_null(&srv->spares);
         return err;
     }
     srv->listener.data = srv;
@@ -1205,6 +1355,12 @@ static void on_server_handle_closed(uv_handle_t *h)
     struct tr_http_server *srv = h->data;
     if (--srv->pending_closes == 0) {
         tr_free_null(&srv->scratch);
+        for (size_t i = 0; i < srv->nspares; i++) {
+            spare_dispose(&srv->spares[i]);
+        }
+        srv->nspares = 0;
+        srv->spare_bytes = 0;
+        tr_free_null(&srv->spares);
         if (srv->on_closed != NULL) {
             srv->on_closed(srv);
         }

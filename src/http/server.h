@@ -43,11 +43,14 @@ struct tr_http_header {
 struct tr_http_conn;
 struct tr_http_req;
 struct tr_http_server;
+struct tr_http_spare;
 
 /* Streaming request body: called with each piece as it is parsed. The bytes are only
  * valid during the call. */
 typedef void tr_http_body_cb(struct tr_http_req *req, struct tr_slice chunk);
-/* Streaming request body finished (complete = false when the client went away). */
+/* Streaming request body finished. complete = false when the client went away or the
+ * body was malformed part way (the server then answers the error itself unless the
+ * handler had started a response); the handler must not touch `req` afterwards. */
 typedef void tr_http_body_end_cb(struct tr_http_req *req, bool complete);
 /* The connection can take more output (see tr_http_resp_write). */
 typedef void tr_http_drain_cb(struct tr_http_req *req);
@@ -115,6 +118,10 @@ struct tr_http_server {
     char *scratch;                 /* shared read buffer for connections with no backlog */
     size_t scratch_size;
     bool scratch_busy;
+    struct tr_http_spare *spares;  /* owned; per-request memory of connections gone idle,
+                                      handed to the next request that starts (server.c) */
+    size_t nspares;
+    size_t spare_bytes;
     bool draining;
     bool listening;
     bool closing;
@@ -185,9 +192,21 @@ void tr_http_resp_flush(struct tr_http_req *req);
  * afterwards. */
 void tr_http_resp_abort(struct tr_http_req *req);
 
+/* Protocol switch (Upgrade): takes the client's socket out of the server. Returns a
+ * duplicate of its descriptor, owned by the caller (uv_tcp_open() it on this loop),
+ * or a negative errno, in which case the request is still the caller's to answer.
+ * On success the server closes its side without sending anything (the socket stays
+ * open through the duplicate), appends to `rest` (if not NULL) the bytes it had
+ * received after the request and not parsed, and the request must not be touched
+ * again. Only before a response started. */
+TR_MUST_CHECK int tr_http_req_takeover(struct tr_http_req *req, struct tr_buf *rest);
+
 /* Internal, shared by server.c and response.c. */
 void tr_http__conn_output(struct tr_http_conn *conn, struct tr_slice data);
 struct tr_buf *tr_http__conn_outbuf(struct tr_http_conn *conn);
+/* Appends `data` to the output, sending what it can of the output and `data` at once
+ * (one sendmsg) when nothing is being written: large body chunks are then not copied. */
+void tr_http__conn_output_now(struct tr_http_conn *conn, struct tr_slice data);
 void tr_http__req_done(struct tr_http_req *req);
 size_t tr_http__conn_pending(const struct tr_http_conn *conn);
 bool tr_http__conn_draining(const struct tr_http_conn *conn);

@@ -10,8 +10,11 @@
 
 #include "core/buf.h"
 #include "core/errors.h"
+#include "proxy/breaker.h"
 #include "proxy/discovery.h"
 #include "proxy/endpoints.h"
+#include "proxy/guard.h"
+#include "proxy/outlier.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "proxy/worker.h"
@@ -21,6 +24,17 @@ static const char *const uerr_names[TR_PROXY_UERR_COUNT] = {
     [TR_PROXY_UERR_CONNECT] = "connect_failure", [TR_PROXY_UERR_RESET] = "reset",
     [TR_PROXY_UERR_TIMEOUT] = "timeout",         [TR_PROXY_UERR_PROTOCOL] = "bad_response",
     [TR_PROXY_UERR_NO_ENDPOINT] = "no_endpoint",
+};
+static const char *const overflow_names[TR_PROXY_OVERFLOW_COUNT] = {
+    [TR_PROXY_OVERFLOW_OPEN] = "circuit_open",
+    [TR_PROXY_OVERFLOW_MAX_REQUESTS] = "max_requests",
+    [TR_PROXY_OVERFLOW_MAX_PENDING] = "max_pending",
+    [TR_PROXY_OVERFLOW_PENDING_TIMEOUT] = "pending_timeout",
+};
+static const char *const mirror_names[TR_PROXY_MIRROR_COUNT] = {
+    [TR_PROXY_MIRROR_OK] = "ok",
+    [TR_PROXY_MIRROR_FAILED] = "failed",
+    [TR_PROXY_MIRROR_SKIPPED] = "skipped",
 };
 
 /* Prometheus label values escape backslash, double quote and newline. */
@@ -117,7 +131,110 @@ static void route_metrics(struct tr_buf *out, const struct tr_proxy_config *cfg)
         histogram(out, "trellis_proxy_request_duration_seconds", "route", cfg->routes[i].name,
                   &sums[i]);
     }
+    help(out, "trellis_proxy_rate_limited_total", "counter",
+         "Requests answered 429 by the route's rate limit.");
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        sample(out, "trellis_proxy_rate_limited_total", "route", cfg->routes[i].name, NULL,
+               get(&sums[i].rate_limited));
+    }
+    help(out, "trellis_proxy_mirror_requests_total", "counter",
+         "Mirrored (shadow) requests by outcome: ok (answered, discarded), failed, skipped.");
+    char extra[32];
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        for (int r = 0; r < TR_PROXY_MIRROR_COUNT; r++) {
+            snprintf(extra, sizeof(extra), ",result=\"%s\"", mirror_names[r]);
+            sample(out, "trellis_proxy_mirror_requests_total", "route", cfg->routes[i].name, extra,
+                   get(&sums[i].mirror[r]));
+        }
+    }
     tr_free_null(&sums);
+}
+
+/* Gauge values: 0 closed (or no breaker), 1 open, 2 half-open. */
+static enum tr_proxy_breaker_state breaker_state(const struct tr_proxy_cluster_config *c)
+{
+    if (!c->breaker.configured) {
+        return TR_PROXY_BREAKER_CLOSED;
+    }
+    return (enum tr_proxy_breaker_state)get(&c->guard->breaker.state);
+}
+
+/* Endpoints of `eps` ejected on at least one worker; the longest remaining ejection in
+ * *remaining_ms and the number of workers in *workers when `i` is given. */
+static bool ep_ejected(struct tr_proxy_eps *eps, size_t i, unsigned nworkers, uint64_t now,
+                       uint64_t *remaining_ms, unsigned *workers)
+{
+    *remaining_ms = 0;
+    *workers = 0;
+    for (unsigned w = 0; w < nworkers; w++) {
+        uint64_t until = get(&tr_proxy_eps_load(eps, w, i)->ejected_until);
+        if (until > now) {
+            (*workers)++;
+            if (until - now > *remaining_ms) {
+                *remaining_ms = until - now;
+            }
+        }
+    }
+    return *workers > 0;
+}
+
+static size_t ejected_count(struct tr_proxy_worker *pw, const struct tr_proxy_cluster_config *c)
+{
+    struct tr_proxy_eps *eps = tr_proxy_worker_eps(pw, c);
+    uint64_t now = uv_now(pw->srv.loop);
+    size_t k = 0;
+    uint64_t remaining;
+    unsigned workers;
+    for (size_t i = 0; eps != NULL && i < eps->n; i++) {
+        k += ep_ejected(eps, i, pw->proxy->nworkers, now, &remaining, &workers) ? 1 : 0;
+    }
+    return k;
+}
+
+static void resilience_metrics(struct tr_buf *out, struct tr_proxy_worker *pw,
+                               const struct tr_proxy_config *cfg, struct tr_proxy_stats_block *sums)
+{
+    size_t n = cfg->nclusters;
+    const char *m = "trellis_proxy_cluster_active_connections";
+    help(out, m, "gauge", "Upstream connections busy with a request of the cluster.");
+    for (size_t i = 0; i < n; i++) {
+        sample(out, m, "cluster", cfg->clusters[i].name, NULL, get(&sums[i].upstream_active));
+    }
+    m = "trellis_proxy_cluster_pending_requests";
+    help(out, m, "gauge", "Requests waiting for a connection (circuit_breaker max_connections).");
+    for (size_t i = 0; i < n; i++) {
+        sample(out, m, "cluster", cfg->clusters[i].name, NULL, get(&sums[i].pending));
+    }
+    m = "trellis_proxy_circuit_breaker_state";
+    help(out, m, "gauge", "Circuit breaker: 0 closed, 1 open, 2 half-open.");
+    for (size_t i = 0; i < n; i++) {
+        sample(out, m, "cluster", cfg->clusters[i].name, NULL, breaker_state(&cfg->clusters[i]));
+    }
+    m = "trellis_proxy_circuit_breaker_opens_total";
+    help(out, m, "counter", "Times the circuit breaker opened.");
+    for (size_t i = 0; i < n; i++) {
+        sample(out, m, "cluster", cfg->clusters[i].name, NULL, get(&sums[i].breaker_opens));
+    }
+    m = "trellis_proxy_circuit_breaker_rejections_total";
+    help(out, m, "counter", "Requests answered 503 by the circuit breaker, by reason.");
+    char extra[48];
+    for (size_t i = 0; i < n; i++) {
+        for (int r = 0; r < TR_PROXY_OVERFLOW_COUNT; r++) {
+            snprintf(extra, sizeof(extra), ",reason=\"%s\"", overflow_names[r]);
+            sample(out, m, "cluster", cfg->clusters[i].name, extra, get(&sums[i].overflows[r]));
+        }
+    }
+    m = "trellis_proxy_outlier_ejections_total";
+    help(out, m, "counter", "Endpoints ejected by outlier detection (summed over workers).");
+    for (size_t i = 0; i < n; i++) {
+        sample(out, m, "cluster", cfg->clusters[i].name, NULL, get(&sums[i].ejections));
+    }
+    m = "trellis_proxy_outlier_ejected_endpoints";
+    help(out, m, "gauge", "Endpoints ejected now (on at least one worker).");
+    for (size_t i = 0; i < n; i++) {
+        sample(out, m, "cluster", cfg->clusters[i].name, NULL,
+               ejected_count(pw, &cfg->clusters[i]));
+    }
 }
 
 static void cluster_metrics(struct tr_buf *out, struct tr_proxy_worker *pw,
@@ -175,6 +292,7 @@ static void cluster_metrics(struct tr_buf *out, struct tr_proxy_worker *pw,
         struct tr_proxy_eps *eps = tr_proxy_worker_eps(pw, &cfg->clusters[i]);
         sample(out, m, "cluster", cfg->clusters[i].name, NULL, eps != NULL ? eps->n : 0);
     }
+    resilience_metrics(out, pw, cfg, sums);
     m = "trellis_proxy_cluster_request_duration_seconds";
     help(out, m, "histogram", "Time from the request head to the end of the response.");
     for (size_t i = 0; i < n; i++) {
@@ -291,8 +409,10 @@ static void json_str(struct tr_buf *out, const char *s)
     tr_buf_append(out, "\"", 1);
 }
 
-static void endpoints_json(struct tr_buf *out, struct tr_proxy *px, struct tr_proxy_eps *eps)
+static void endpoints_json(struct tr_buf *out, struct tr_proxy_worker *pw, struct tr_proxy_eps *eps)
 {
+    struct tr_proxy *px = pw->proxy;
+    uint64_t now = uv_now(pw->srv.loop);
     tr_buf_appendf(out, "\"endpoints\":[");
     for (size_t i = 0; eps != NULL && i < eps->n; i++) {
         uint64_t active = 0;
@@ -306,13 +426,74 @@ static void endpoints_json(struct tr_buf *out, struct tr_proxy *px, struct tr_pr
         }
         tr_buf_appendf(out, "%s{\"address\":", i > 0 ? "," : "");
         json_str(out, eps->eps[i].name);
+        uint64_t remaining;
+        unsigned workers;
+        bool ejected = ep_ejected(eps, i, px->nworkers, now, &remaining, &workers);
         tr_buf_appendf(out,
-                       ",\"weight\":%u,\"health\":\"healthy\",\"in_flight\":%llu,"
-                       "\"requests\":%llu,\"failures\":%llu}",
-                       eps->eps[i].weight, (unsigned long long)active, (unsigned long long)requests,
+                       ",\"weight\":%u,\"health\":\"%s\",\"in_flight\":%llu,"
+                       "\"requests\":%llu,\"failures\":%llu",
+                       eps->eps[i].weight, ejected ? "ejected" : "healthy",
+                       (unsigned long long)active, (unsigned long long)requests,
                        (unsigned long long)failures);
+        if (ejected) {
+            tr_buf_appendf(out, ",\"ejected_workers\":%u,\"ejected_remaining_ms\":%llu", workers,
+                           (unsigned long long)remaining);
+        }
+        tr_buf_append(out, "}", 1);
     }
     tr_buf_appendf(out, "]");
+}
+
+static void breaker_json(struct tr_buf *out, struct tr_proxy_worker *pw,
+                         const struct tr_proxy_cluster_config *c, struct tr_proxy_stats_block *sum)
+{
+    tr_buf_appendf(out, "\"active_connections\":%llu,\"pending\":%llu,\"circuit_breaker\":",
+                   (unsigned long long)get(&sum->upstream_active),
+                   (unsigned long long)get(&sum->pending));
+    const struct tr_proxy_breaker_policy *p = &c->breaker;
+    if (!p->configured) {
+        tr_buf_appendf(out, "null,");
+        return;
+    }
+    tr_buf_appendf(out,
+                   "{\"state\":\"%s\",\"max_connections\":%llu,\"max_pending\":%llu,"
+                   "\"max_requests\":%llu,\"consecutive_failures\":%llu,\"open_for_ms\":%llu,"
+                   "\"opens\":%llu,\"rejected\":{",
+                   tr_proxy_breaker_state_name(breaker_state(c)),
+                   (unsigned long long)p->max_connections, (unsigned long long)p->max_pending,
+                   (unsigned long long)p->max_requests, (unsigned long long)p->consecutive_failures,
+                   (unsigned long long)p->open_for_ms,
+                   (unsigned long long)get(&sum->breaker_opens));
+    for (int r = 0; r < TR_PROXY_OVERFLOW_COUNT; r++) {
+        tr_buf_appendf(out, "%s\"%s\":%llu", r > 0 ? "," : "", overflow_names[r],
+                       (unsigned long long)get(&sum->overflows[r]));
+    }
+    struct tr_proxy_breaker *b = &c->guard->breaker;
+    uint64_t now = uv_now(pw->srv.loop);
+    uint64_t until = get(&b->open_until_ms);
+    tr_buf_appendf(out, "},\"failures\":%llu", (unsigned long long)get(&b->failures));
+    if (get(&b->state) == TR_PROXY_BREAKER_OPEN) {
+        tr_buf_appendf(out, ",\"open_remaining_ms\":%llu",
+                       (unsigned long long)(until > now ? until - now : 0));
+    }
+    tr_buf_appendf(out, "},");
+}
+
+static void outlier_json(struct tr_buf *out, struct tr_proxy_worker *pw,
+                         const struct tr_proxy_cluster_config *c, struct tr_proxy_stats_block *sum)
+{
+    const struct tr_proxy_outlier_policy *p = &c->outlier;
+    tr_buf_appendf(out, "\"outlier\":");
+    if (!p->configured) {
+        tr_buf_appendf(out, "null,");
+        return;
+    }
+    tr_buf_appendf(out,
+                   "{\"consecutive_5xx\":%llu,\"base_ejection_ms\":%llu,"
+                   "\"max_ejection_percent\":%llu,\"ejections\":%llu,\"ejected\":%zu},",
+                   (unsigned long long)p->consecutive_5xx, (unsigned long long)p->base_ejection_ms,
+                   (unsigned long long)p->max_ejection_percent,
+                   (unsigned long long)get(&sum->ejections), ejected_count(pw, c));
 }
 
 static void cluster_json(struct tr_buf *out, struct tr_proxy_worker *pw,
@@ -338,7 +519,9 @@ static void cluster_json(struct tr_buf *out, struct tr_proxy_worker *pw,
     } else {
         tr_buf_appendf(out, "\"source\":\"static\",");
     }
-    endpoints_json(out, pw->proxy, tr_proxy_worker_eps(pw, c));
+    breaker_json(out, pw, c, &sum);
+    outlier_json(out, pw, c, &sum);
+    endpoints_json(out, pw, tr_proxy_worker_eps(pw, c));
     tr_buf_appendf(out, "}");
 }
 

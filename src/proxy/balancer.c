@@ -4,7 +4,10 @@
 #include "proxy/balancer.h"
 
 #include "core/mem.h"
+#include "proxy/outlier.h"
 #include "proxy/ring_hash.h"
+
+#define REPICK_TRIES 8
 
 uint64_t tr_proxy_rand(uint64_t *state)
 {
@@ -103,12 +106,8 @@ static int pick_ring_hash(struct tr_proxy_eps *s, const struct tr_proxy_pick *p)
     return ep;
 }
 
-int tr_proxy_balancer_pick(enum tr_proxy_lb lb, struct tr_proxy_eps *s,
-                           const struct tr_proxy_pick *p)
+static int pick_once(enum tr_proxy_lb lb, struct tr_proxy_eps *s, const struct tr_proxy_pick *p)
 {
-    if (s == NULL || s->n == 0) {
-        return -1;
-    }
     switch (lb) {
     case TR_PROXY_LB_ROUND_ROBIN:
         return pick_round_robin(s, p);
@@ -122,4 +121,60 @@ int tr_proxy_balancer_pick(enum tr_proxy_lb lb, struct tr_proxy_eps *s,
         TR_ASSERT(!"unknown balancer");
         return -1;
     }
+}
+
+static bool ejected(const struct tr_proxy_eps *s, const struct tr_proxy_pick *p, int i)
+{
+    return tr_proxy_ep_ejected(s, p->worker, (size_t)i, p->now_ms);
+}
+
+/* `first` was ejected: pick again, skipping ejected endpoints. Off the fast path. */
+static int repick(enum tr_proxy_lb lb, struct tr_proxy_eps *s, const struct tr_proxy_pick *p,
+                  int first)
+{
+    size_t usable = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        usable += ejected(s, p, (int)i) ? 0 : 1;
+    }
+    if (usable == 0) {
+        return first; /* all ejected: ejections are ignored */
+    }
+    struct tr_proxy_pick q = *p;
+    for (int t = 1; t <= REPICK_TRIES; t++) {
+        if (lb == TR_PROXY_LB_RING_HASH && p->has_hash) {
+            /* The key's next choices: deterministic, so the key stays sticky. */
+            q.hash = tr_proxy_hash64(&p->hash, sizeof(p->hash), (uint64_t)t + 1);
+        }
+        int ep = pick_once(lb, s, &q);
+        if (!ejected(s, p, ep)) {
+            return ep;
+        }
+    }
+    size_t start =
+        lb == TR_PROXY_LB_RING_HASH && p->has_hash ? p->hash % s->n : rand_below(p->rng, s->n);
+    int fallback = -1;
+    for (size_t k = 0; k < s->n; k++) {
+        int i = (int)((start + k) % s->n);
+        if (ejected(s, p, i)) {
+            continue;
+        }
+        if (i != p->avoid) {
+            return i;
+        }
+        fallback = i;
+    }
+    return fallback;
+}
+
+int tr_proxy_balancer_pick(enum tr_proxy_lb lb, struct tr_proxy_eps *s,
+                           const struct tr_proxy_pick *p)
+{
+    if (s == NULL || s->n == 0) {
+        return -1;
+    }
+    int ep = pick_once(lb, s, p);
+    if (!p->check_ejected || !ejected(s, p, ep)) {
+        return ep;
+    }
+    return repick(lb, s, p, ep);
 }

@@ -8,7 +8,10 @@
  *                  fewer requests in flight per unit of weight wins (Mitzenmacher).
  *   random         weighted random over the prefix sums of the weights.
  *   ring_hash      consistent hashing of the request's key (see ring_hash.h); a request
- *                  without a key gets a random endpoint. */
+ *                  without a key gets a random endpoint.
+ * Endpoints ejected by outlier detection are skipped: the algorithm picks again (ring
+ * hash: with the key hashed again), and after a few misses the first usable endpoint
+ * after a random index is taken. */
 #ifndef TR_PROXY_BALANCER_H
 #define TR_PROXY_BALANCER_H
 
@@ -19,14 +22,18 @@
 #include "proxy/endpoints.h"
 
 struct tr_proxy_pick {
-    unsigned worker; /* the calling worker: whose counters to use */
-    uint64_t *rng;   /* the worker's random state (tr_proxy_rand) */
-    bool has_hash;   /* ring_hash: the request has a key */
-    uint64_t hash;   /* ring_hash: tr_proxy_hash64 of the key */
-    int avoid;       /* endpoint index to avoid if any other exists (a retry), or -1 */
+    unsigned worker;    /* the calling worker: whose counters to use */
+    uint64_t *rng;      /* the worker's random state (tr_proxy_rand) */
+    bool has_hash;      /* ring_hash: the request has a key */
+    uint64_t hash;      /* ring_hash: tr_proxy_hash64 of the key */
+    int avoid;          /* endpoint index to avoid if any other exists (a retry), or -1 */
+    bool check_ejected; /* skip endpoints outlier detection ejected (for this worker) */
+    uint64_t now_ms;    /* with check_ejected: loop time to compare ejections with */
 };
 
-/* Returns an endpoint index of `s`, or -1 when the set is empty. */
+/* Returns an endpoint index of `s`, or -1 when the set is empty. With check_ejected,
+ * an ejected endpoint is taken only when every endpoint is ejected (better a suspect
+ * endpoint than none), and `avoid` only when it is the one endpoint not ejected. */
 int tr_proxy_balancer_pick(enum tr_proxy_lb lb, struct tr_proxy_eps *s,
                            const struct tr_proxy_pick *p);
 

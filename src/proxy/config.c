@@ -14,6 +14,7 @@
 #include "core/mem.h"
 #include "proxy/config_parse.h"
 #include "proxy/endpoints.h"
+#include "proxy/guard.h"
 #include "proxy/stats.h"
 
 static const char *const top_keys[] = {"listen", "admin", "registry", "clusters", "routes", NULL};
@@ -59,9 +60,11 @@ void tr_proxy_config_unref(struct tr_proxy_config *cfg)
     for (size_t i = 0; i < cfg->nclusters; i++) {
         tr_proxy_eps_unref(cfg->clusters[i].eps);
         tr_proxy_stats_unref(cfg->clusters[i].stats);
+        tr_proxy_guard_unref(cfg->clusters[i].guard);
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
         tr_proxy_stats_unref(cfg->routes[i].stats);
+        tr_proxy_guard_unref(cfg->routes[i].guard);
     }
     tr_buf_dispose(&cfg->warnings);
     tr_arena_dispose(&cfg->arena);

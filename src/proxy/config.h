@@ -3,8 +3,9 @@
  * validated into an immutable, ref-counted snapshot. Every value the request path reads
  * is resolved here — cluster references become indexes, durations milliseconds, static
  * endpoints an endpoint set — so a request never looks at YAML, and a reload is "parse
- * a new snapshot, swap the pointer". Keys for features that are not implemented yet are
- * parsed and validated all the same and reported as warnings. */
+ * a new snapshot, swap the pointer". Run-time state that must outlive a snapshot
+ * (counters, breaker and ejection state, rate-limit buckets) is attached by name by
+ * the owner (stats.h, guard.h). */
 #ifndef TR_PROXY_CONFIG_H
 #define TR_PROXY_CONFIG_H
 
@@ -21,12 +22,14 @@
 #include "core/slice.h"
 
 struct tr_proxy_eps;
+struct tr_proxy_guard;
 struct tr_proxy_service;
 struct tr_proxy_stats;
 
 #define TR_PROXY_DEFAULT_TIMEOUT_MS 15000
 #define TR_PROXY_MAX_ENDPOINT_WEIGHT 1000
 #define TR_PROXY_MAX_RETRY_ATTEMPTS 10
+#define TR_PROXY_RATE_DEFAULT_KEYS 10000
 
 enum tr_proxy_lb {
     TR_PROXY_LB_ROUND_ROBIN = 0, /* smooth weighted round robin */
@@ -58,6 +61,9 @@ struct tr_proxy_retry_policy {
     unsigned on;                 /* TR_PROXY_RETRY_* */
     uint64_t per_try_timeout_ms; /* 0 = only the cluster timeout */
     unsigned budget_percent;     /* 0 = no budget */
+    /* Non-idempotent requests (POST, PATCH) carrying this header (non-empty) are retried
+     * like idempotent ones: the upstream dedupes them by its value. NULL slice = none. */
+    struct tr_slice idempotency_header;
 };
 
 struct tr_proxy_breaker_policy {
@@ -89,6 +95,7 @@ struct tr_proxy_cluster_config {
     struct tr_proxy_breaker_policy breaker;
     struct tr_proxy_outlier_policy outlier;
     struct tr_proxy_stats *stats; /* owned ref; set by the owner before publication */
+    struct tr_proxy_guard *guard; /* owned ref (breaker, outlier, queue state); ditto */
 };
 
 struct tr_proxy_header_match {
@@ -125,9 +132,11 @@ struct tr_proxy_route_config {
     uint64_t rate_burst;
     enum tr_proxy_rate_key rate_key;
     struct tr_slice rate_header;
+    uint64_t rate_max_keys; /* buckets kept (client_ip, header); 1 for `route` */
     bool has_rewrite;
     struct tr_slice rewrite_prefix;
     struct tr_proxy_stats *stats; /* owned ref; set by the owner before publication */
+    struct tr_proxy_guard *guard; /* owned ref (rate limiter buckets); ditto */
 };
 
 struct tr_proxy_config {

@@ -1,20 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The resilience sections of gateway.yaml: retry, circuit_breaker, outlier (per
- * cluster), mirror and rate_limit (per route). Each is parsed and validated in full;
- * the ones the engine does not act on yet leave a warning in the config, which the
- * proxy logs at startup and on every reload. */
+ * cluster), mirror and rate_limit (per route), parsed and validated in full; defaults
+ * are filled in here, so the engine reads only resolved numbers. */
 #include "proxy/config_parse.h"
 
 #include <string.h>
 
-static const char *const retry_keys[] = {"attempts", "on", "per_try_timeout", "budget_percent",
-                                         NULL};
+static const char *const retry_keys[] = {"attempts",       "on", "per_try_timeout",
+                                         "budget_percent", "idempotency_header", NULL};
 static const char *const breaker_keys[] = {"max_connections",      "max_pending", "max_requests",
                                            "consecutive_failures", "open_for",    NULL};
 static const char *const outlier_keys[] = {"consecutive_5xx", "base_ejection",
                                            "max_ejection_percent", NULL};
 static const char *const mirror_keys[] = {"cluster", "percent", NULL};
-static const char *const rate_keys[] = {"requests_per_second", "burst", "key", NULL};
+static const char *const rate_keys[] = {"requests_per_second", "burst", "key", "max_keys", NULL};
 
 static const struct {
     const char *name;
@@ -72,7 +71,6 @@ int tr_proxy__parse_retry(struct tr_proxy_config *cfg, struct tr_proxy_retry_pol
     if (rc != 0) {
         return rc;
     }
-    (void)cfg;
     p->configured = true;
     const struct tr_conf_node *v;
     uint64_t u;
@@ -95,6 +93,23 @@ int tr_proxy__parse_retry(struct tr_proxy_config *cfg, struct tr_proxy_retry_pol
         }
         p->budget_percent = (unsigned)u;
     }
+    if ((v = tr_conf_get(n, "idempotency_header")) != NULL) {
+        const char *s;
+        if ((rc = tr_conf_str(v, &s, err)) != 0) {
+            return rc;
+        }
+        /* An HTTP field name is a token (RFC 9110 §5.1). */
+        size_t len = strlen(s);
+        if (len == 0 || len > 64 ||
+            strspn(s, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != len) {
+            return tr_conf_errorf(v, err,
+                                  "retry idempotency_header: expected a header name like "
+                                  "Idempotency-Key, got \"%.64s\"",
+                                  s);
+        }
+        p->idempotency_header = tr_slice_cstr(tr_proxy__conf_strdup(cfg, s));
+    }
     return 0;
 }
 
@@ -105,6 +120,7 @@ int tr_proxy__parse_breaker(struct tr_proxy_config *cfg, struct tr_proxy_breaker
     if (rc != 0) {
         return rc;
     }
+    (void)cfg;
     p->configured = true;
     p->max_connections = 1024;
     p->max_pending = 1024;
@@ -115,15 +131,16 @@ int tr_proxy__parse_breaker(struct tr_proxy_config *cfg, struct tr_proxy_breaker
     struct {
         const char *key;
         uint64_t *out;
+        uint64_t min; /* max_pending: 0 = refuse at once instead of queueing */
     } ints[] = {
-        {"max_connections", &p->max_connections},
-        {"max_pending", &p->max_pending},
-        {"max_requests", &p->max_requests},
-        {"consecutive_failures", &p->consecutive_failures},
+        {"max_connections", &p->max_connections, 1},
+        {"max_pending", &p->max_pending, 0},
+        {"max_requests", &p->max_requests, 1},
+        {"consecutive_failures", &p->consecutive_failures, 1},
     };
     for (size_t i = 0; i < TR_ARRAY_LEN(ints); i++) {
         if ((v = tr_conf_get(n, ints[i].key)) != NULL &&
-            (rc = tr_proxy__conf_uint(v, 1, 10000000, ints[i].out, err)) != 0) {
+            (rc = tr_proxy__conf_uint(v, ints[i].min, 10000000, ints[i].out, err)) != 0) {
             return rc;
         }
     }
@@ -131,7 +148,6 @@ int tr_proxy__parse_breaker(struct tr_proxy_config *cfg, struct tr_proxy_breaker
         (rc = tr_conf_duration_ms(v, &p->open_for_ms, err)) != 0) {
         return rc;
     }
-    tr_proxy__conf_warn(cfg, n, "circuit_breaker");
     return 0;
 }
 
@@ -142,6 +158,7 @@ int tr_proxy__parse_outlier(struct tr_proxy_config *cfg, struct tr_proxy_outlier
     if (rc != 0) {
         return rc;
     }
+    (void)cfg;
     p->configured = true;
     p->consecutive_5xx = 5;
     p->base_ejection_ms = 30000;
@@ -159,7 +176,6 @@ int tr_proxy__parse_outlier(struct tr_proxy_config *cfg, struct tr_proxy_outlier
         (rc = tr_proxy__conf_uint(v, 0, 100, &p->max_ejection_percent, err)) != 0) {
         return rc;
     }
-    tr_proxy__conf_warn(cfg, n, "outlier");
     return 0;
 }
 
@@ -180,7 +196,6 @@ int tr_proxy__parse_mirror(struct tr_proxy_config *cfg, struct tr_proxy_route_co
     }
     r->has_mirror = true;
     r->mirror_percent = (unsigned)percent;
-    tr_proxy__conf_warn(cfg, n, "mirror");
     return 0;
 }
 
@@ -227,7 +242,14 @@ int tr_proxy__parse_rate_limit(struct tr_proxy_config *cfg, struct tr_proxy_rout
     if ((v = tr_conf_get(n, "key")) != NULL && (rc = parse_rate_key(cfg, r, v, err)) != 0) {
         return rc;
     }
+    r->rate_max_keys = TR_PROXY_RATE_DEFAULT_KEYS;
+    if ((v = tr_conf_get(n, "max_keys")) != NULL &&
+        (rc = tr_proxy__conf_uint(v, 1, 10000000, &r->rate_max_keys, err)) != 0) {
+        return rc;
+    }
+    if (r->rate_key == TR_PROXY_RATE_ROUTE) {
+        r->rate_max_keys = 1;
+    }
     r->has_rate_limit = true;
-    tr_proxy__conf_warn(cfg, n, "rate_limit");
     return 0;
 }

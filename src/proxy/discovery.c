@@ -39,7 +39,18 @@ static void query_start(struct tr_proxy_service *s);
 
 /* ------------------------------------------------------------ parsing */
 
-static bool endpoint_from_entry(json_t *entry, struct tr_proxy_endpoint *ep)
+/* Service.Meta[key] as a port number, or 0. */
+static json_int_t meta_port(json_t *svc, const char *key)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(svc, "Meta"), key));
+    uint64_t port;
+    if (v == NULL || tr_slice_to_u64(tr_slice_cstr(v), &port) != 0 || port > 65535) {
+        return 0;
+    }
+    return (json_int_t)port;
+}
+
+static bool endpoint_from_entry(json_t *entry, struct tr_proxy_endpoint *ep, const char *port_meta)
 {
     json_t *svc = json_object_get(entry, "Service");
     json_t *node = json_object_get(entry, "Node");
@@ -47,7 +58,8 @@ static bool endpoint_from_entry(json_t *entry, struct tr_proxy_endpoint *ep)
     if (addr == NULL || *addr == '\0') {
         addr = json_string_value(json_object_get(node, "Address"));
     }
-    json_int_t port = json_integer_value(json_object_get(svc, "Port"));
+    json_int_t port = port_meta != NULL ? meta_port(svc, port_meta)
+                                        : json_integer_value(json_object_get(svc, "Port"));
     if (addr == NULL || port <= 0 || port > 65535) {
         return false;
     }
@@ -69,6 +81,12 @@ static bool endpoint_from_entry(json_t *entry, struct tr_proxy_endpoint *ep)
 
 struct tr_proxy_eps *tr_proxy_discovery_parse(const char *json, size_t len, unsigned nworkers)
 {
+    return tr_proxy_discovery_parse_port(json, len, nworkers, NULL);
+}
+
+struct tr_proxy_eps *tr_proxy_discovery_parse_port(const char *json, size_t len,
+                                                   unsigned nworkers, const char *port_meta)
+{
     json_t *root = json_loadb(json, len, 0, NULL);
     if (root == NULL || !json_is_array(root)) {
         json_decref(root);
@@ -78,7 +96,7 @@ struct tr_proxy_eps *tr_proxy_discovery_parse(const char *json, size_t len, unsi
     struct tr_proxy_endpoint *eps = tr_xcalloc(count > 0 ? count : 1, sizeof(*eps));
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
-        if (endpoint_from_entry(json_array_get(root, i), &eps[n])) {
+        if (endpoint_from_entry(json_array_get(root, i), &eps[n], port_meta)) {
             n++;
         }
     }
@@ -180,8 +198,8 @@ static void on_end(struct tr_http_client_req *req, void *data)
         query_failed(s, why);
         return;
     }
-    struct tr_proxy_eps *set =
-        tr_proxy_discovery_parse(tr_buf_data(&s->body), s->body.len, s->disc->nworkers);
+    struct tr_proxy_eps *set = tr_proxy_discovery_parse_port(tr_buf_data(&s->body), s->body.len,
+                                                             s->disc->nworkers, s->port_meta);
     tr_buf_reset(&s->body);
     tr_buf_shrink(&s->body, 64 * 1024);
     if (set == NULL) {
@@ -416,12 +434,19 @@ void tr_proxy_discovery_set_registry(struct tr_proxy_discovery *d, const struct 
 
 struct tr_proxy_service *tr_proxy_discovery_watch(struct tr_proxy_discovery *d, const char *name)
 {
+    return tr_proxy_discovery_watch_meta(d, name, NULL);
+}
+
+struct tr_proxy_service *tr_proxy_discovery_watch_meta(struct tr_proxy_discovery *d,
+                                                       const char *name, const char *port_meta)
+{
     struct tr_proxy_service *s = tr_map_get(&d->by_name, tr_slice_cstr(name));
     if (s != NULL) {
         return s;
     }
     s = tr_xcalloc(1, sizeof(*s));
     s->name = tr_xstrdup(name);
+    s->port_meta = port_meta != NULL ? tr_xstrdup(port_meta) : NULL;
     s->index = (unsigned)d->nall;
     s->nworkers = d->nworkers;
     s->disc = d;
@@ -463,6 +488,7 @@ void tr_proxy_discovery_stop(struct tr_proxy_discovery *d)
         tr_buf_dispose(&s->body);
         tr_free_null(&s->slots);
         tr_free_null(&s->name);
+        tr_free_null(&s->port_meta);
         tr_free_null(&s);
     }
     tr_free_null(&d->all);

@@ -30,6 +30,7 @@ struct tr_proxy_discovery;
 
 struct tr_proxy_service {
     char *name;     /* owned */
+    char *port_meta; /* owned, or NULL: take the port from Service.Meta[port_meta] */
     unsigned index; /* 0, 1, ... in creation order: workers index their tables by it */
     unsigned nworkers;
     _Atomic(struct tr_proxy_eps *) *slots; /* owned, [nworkers]: newest set not yet taken */
@@ -90,6 +91,15 @@ void tr_proxy_discovery_set_registry(struct tr_proxy_discovery *d, const struct 
  * pointer stays valid until tr_proxy_discovery_stop(). */
 struct tr_proxy_service *tr_proxy_discovery_watch(struct tr_proxy_discovery *d, const char *name);
 
+/* As tr_proxy_discovery_watch(), but the endpoints' ports come from the string
+ * Service.Meta[port_meta] (e.g. "dapr_http_port": a sidecar's port beside the app's)
+ * instead of Service.Port; instances without it are skipped. A service keeps the
+ * port_meta it was first watched with. Callers on several threads must serialise
+ * their calls to the watch functions (one lock of their own is enough: the discovery
+ * thread never touches the service table). */
+struct tr_proxy_service *tr_proxy_discovery_watch_meta(struct tr_proxy_discovery *d,
+                                                       const char *name, const char *port_meta);
+
 /* Worker `w`: the set published since the last call, with its reference passing to the
  * caller, or NULL when nothing changed. */
 static inline struct tr_proxy_eps *tr_proxy_service_take(struct tr_proxy_service *s, unsigned w)
@@ -105,5 +115,10 @@ static inline struct tr_proxy_eps *tr_proxy_service_take(struct tr_proxy_service
  * Service.Weights.Passing. Entries without a usable numeric address are skipped.
  * Returns a new set with one reference, or NULL if the JSON is not such an array. */
 struct tr_proxy_eps *tr_proxy_discovery_parse(const char *json, size_t len, unsigned nworkers);
+
+/* As tr_proxy_discovery_parse() with the port read from Service.Meta[port_meta] (a
+ * decimal string) when port_meta is not NULL. */
+struct tr_proxy_eps *tr_proxy_discovery_parse_port(const char *json, size_t len,
+                                                   unsigned nworkers, const char *port_meta);
 
 #endif

@@ -26,10 +26,12 @@ struct tr_proxy_endpoint {
 /* One worker's counters for one endpoint. Only that worker writes them (relaxed loads
  * and stores); the admin listener reads them from another thread. */
 struct tr_proxy_ep_load {
-    _Atomic uint64_t active;   /* requests in flight */
-    _Atomic uint64_t requests; /* attempts sent */
-    _Atomic uint64_t failures; /* connect failures, resets, timeouts, bad responses */
-    int64_t rr_current;        /* smooth weighted round robin; the worker's own */
+    _Atomic uint64_t active;        /* requests in flight */
+    _Atomic uint64_t requests;      /* attempts sent */
+    _Atomic uint64_t failures;      /* connect failures, resets, timeouts, bad responses */
+    _Atomic uint64_t ejected_until; /* loop ms: outlier detection ejected it until then */
+    int64_t rr_current;             /* smooth weighted round robin; the worker's own */
+    uint64_t consecutive_5xx;       /* outlier detection: failed attempts in a row */
 };
 
 /* One worker's bookkeeping for a whole set. */

@@ -22,7 +22,7 @@ enum field {
 
 static bool is(struct tr_slice name, const char *lit, size_t len)
 {
-    return name.len == len && strncasecmp(name.ptr, lit, len) == 0;
+    return name.len == len && tr_ascii_caseeq(name.ptr, lit, len);
 }
 
 #define IS(name, lit) is((name), (lit), sizeof(lit) - 1)
@@ -117,9 +117,39 @@ static void join(struct tr_slice *acc, struct tr_slice add, struct tr_arena *a)
     *acc = tr_slice(p, acc->len + 2 + add.len);
 }
 
+/* The host[:port] of an absolute-form request-target ("http://u@h:1/p?q" -> "h:1"), or a
+ * NULL slice for any other form or an empty authority. The same test as the server's
+ * split_target(): a scheme, then "://". */
+static struct tr_slice target_authority(struct tr_slice t)
+{
+    if (t.len == 0 || t.ptr[0] == '/' || t.ptr[0] == '*') {
+        return TR_SLICE_NULL;
+    }
+    const char *sep = memchr(t.ptr, ':', t.len);
+    if (sep == NULL || (size_t)(sep - t.ptr) + 3 > t.len || sep[1] != '/' || sep[2] != '/') {
+        return TR_SLICE_NULL;
+    }
+    size_t start = (size_t)(sep - t.ptr) + 3;
+    size_t end = start;
+    while (end < t.len && t.ptr[end] != '/' && t.ptr[end] != '?' && t.ptr[end] != '#') {
+        end++;
+    }
+    /* RFC 9110 §4.2.4: userinfo is not part of the host and is not sent on. */
+    for (size_t i = end; i > start; i--) {
+        if (t.ptr[i - 1] == '@') {
+            start = i;
+            break;
+        }
+    }
+    return end > start ? tr_slice(t.ptr + start, end - start) : TR_SLICE_NULL;
+}
+
 size_t tr_proxy_headers_request(const struct tr_http_req *req, const struct tr_proxy_fwd *fwd,
                                 struct tr_http_client_header *out, struct tr_arena *a)
 {
+    /* RFC 9112 §3.2.2: with an absolute-form target the recipient ignores Host and uses
+     * the target's authority; the upstream gets origin-form, so it gets that as Host. */
+    struct tr_slice authority = target_authority(req->target);
     struct conn_tokens ct = {.n = 0};
     for (size_t i = 0; i < req->nheaders; i++) {
         if (IS(req->headers[i].name, "connection")) {
@@ -145,6 +175,9 @@ size_t tr_proxy_headers_request(const struct tr_http_req *req, const struct tr_p
             join(&via, h->value, a);
             continue;
         case F_HOST:
+            if (authority.ptr != NULL) {
+                continue; /* replaced below */
+            }
             break; /* Host is end-to-end even if Connection names it */
         default:
             if (ct.n > 0 && named_by_connection(&ct, h->name)) {
@@ -155,6 +188,9 @@ size_t tr_proxy_headers_request(const struct tr_http_req *req, const struct tr_p
         out[n].name = h->name;
         out[n].value = h->value;
         n++;
+    }
+    if (authority.ptr != NULL) {
+        out[n++] = (struct tr_http_client_header){TR_SLICE_LIT("Host"), authority};
     }
     join(&xff, fwd->client_ip, a);
     out[n++] = (struct tr_http_client_header){TR_SLICE_LIT("X-Forwarded-For"), xff};

@@ -18,7 +18,7 @@
 #include "http/server.h"
 
 /* Extra fields tr_proxy_headers_request() may add beyond the client's. */
-#define TR_PROXY_HEADERS_ADDED 4
+#define TR_PROXY_HEADERS_ADDED 5
 
 struct tr_proxy_fwd {
     struct tr_slice client_ip;  /* the peer's address, without port */
@@ -27,7 +27,9 @@ struct tr_proxy_fwd {
 
 /* Writes the header list for the upstream request into `out`, which must have room for
  * req->nheaders + TR_PROXY_HEADERS_ADDED entries; joined values are allocated in `a`.
- * Slices borrow from the request and `fwd`. Returns the number of entries. */
+ * Slices borrow from the request and `fwd`. Returns the number of entries. For an
+ * absolute-form target ("GET http://host:1/p") Host becomes the target's authority
+ * without userinfo (RFC 9112 §3.2.2), since the target goes up in origin-form. */
 size_t tr_proxy_headers_request(const struct tr_http_req *req, const struct tr_proxy_fwd *fwd,
                                 struct tr_http_client_header *out, struct tr_arena *a);
 

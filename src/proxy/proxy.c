@@ -30,22 +30,24 @@ static void log_warnings(const struct tr_proxy_config *cfg)
     }
 }
 
-/* Gives a parsed config what only the process has: counters carried over by name,
- * registry watches, a generation number. Main thread, before publication. */
-static void attach(struct tr_proxy *px, struct tr_proxy_config *cfg)
+/* See proxy.h. */
+void tr_proxy_attach(struct tr_proxy *px, struct tr_proxy_config *cfg)
 {
     char key[160];
     for (size_t i = 0; i < cfg->nclusters; i++) {
         struct tr_proxy_cluster_config *c = &cfg->clusters[i];
         snprintf(key, sizeof(key), "cluster/%s", c->name);
         c->stats = tr_proxy_stats_get(&px->stats, key);
+        c->guard = tr_proxy_guard_get(&px->guards, key, 0);
         if (c->service != NULL) {
             c->svc = tr_proxy_discovery_watch(px->disc, c->service);
         }
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
-        snprintf(key, sizeof(key), "route/%s", cfg->routes[i].name);
-        cfg->routes[i].stats = tr_proxy_stats_get(&px->stats, key);
+        struct tr_proxy_route_config *r = &cfg->routes[i];
+        snprintf(key, sizeof(key), "route/%s", r->name);
+        r->stats = tr_proxy_stats_get(&px->stats, key);
+        r->guard = tr_proxy_guard_get(&px->guards, key, r->has_rate_limit ? r->rate_max_keys : 0);
     }
     cfg->generation = ++px->generation;
 }
@@ -103,7 +105,7 @@ static int reload(struct tr_runtime *rt)
             tr_proxy_discovery_set_registry(px->disc, &cfg->registry, cfg->registry_host);
         }
     }
-    attach(px, cfg);
+    tr_proxy_attach(px, cfg);
     log_warnings(cfg);
     publish(px, cfg);
     atomic_fetch_add(&px->reloads_ok, 1);
@@ -330,7 +332,7 @@ static int setup(struct tr_proxy *px)
     if (cfg->has_registry) {
         tr_proxy_discovery_set_registry(px->disc, &cfg->registry, cfg->registry_host);
     }
-    attach(px, cfg);
+    tr_proxy_attach(px, cfg);
     log_warnings(cfg);
     publish(px, cfg);
     return 0;
@@ -347,6 +349,7 @@ static void teardown(struct tr_proxy *px)
     px->cfg = NULL;
     close_fds(px);
     tr_proxy_stats_set_dispose(&px->stats);
+    tr_proxy_guard_set_dispose(&px->guards);
     tr_router_dispose(&px->router);
     tr_router_dispose(&px->admin_router);
     tr_free_null(&px->fds);
@@ -368,6 +371,7 @@ int tr_proxy_run(const struct tr_proxy_options *opts)
     px.workers = tr_xcalloc(px.nworkers, sizeof(*px.workers));
     px.next = tr_xcalloc(px.nworkers, sizeof(*px.next));
     tr_proxy_stats_set_init(&px.stats, px.nworkers);
+    tr_proxy_guard_set_init(&px.guards, px.nworkers);
     tr_router_init(&px.router);
     tr_router_init(&px.admin_router);
     tr_http_limits_default(&px.admin_limits);

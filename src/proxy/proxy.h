@@ -16,6 +16,7 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "proxy/config.h"
+#include "proxy/guard.h"
 #include "proxy/stats.h"
 
 struct tr_proxy_discovery;
@@ -47,6 +48,7 @@ struct tr_proxy {
     _Atomic(struct tr_proxy_config *) *next; /* [nworkers]: config not yet taken */
     struct tr_proxy_discovery *disc;
     struct tr_proxy_stats_set stats;
+    struct tr_proxy_guard_set guards; /* breaker, outlier and rate-limit state by name */
     uint64_t generation;
     _Atomic uint64_t reloads_ok;
     _Atomic uint64_t reloads_failed;
@@ -57,5 +59,11 @@ struct tr_proxy {
 /* Runs the proxy until SIGTERM drains it. Returns the exit code (2 for a bad
  * configuration, after printing where). */
 int tr_proxy_run(const struct tr_proxy_options *opts);
+
+/* Gives a parsed `cfg` what only the process has: stats and resilience state carried over
+ * by name from px->stats and px->guards, registry watches (px->disc; only needed when a
+ * cluster uses service:), the next generation number. Main thread, before the config is
+ * published; fuzz/fuzz_proxy.c uses it to run the request path without the runtime. */
+void tr_proxy_attach(struct tr_proxy *px, struct tr_proxy_config *cfg);
 
 #endif

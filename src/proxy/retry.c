@@ -9,6 +9,12 @@ static bool attempts_left(const struct tr_proxy_retry_facts *f)
     return f->attempts <= f->policy->attempts && !f->body_acked && !f->headers_seen;
 }
 
+bool tr_proxy_retry_idempotent(const struct tr_proxy_retry_policy *p, bool idempotent_method,
+                               struct tr_slice key)
+{
+    return idempotent_method || (p->idempotency_header.len > 0 && key.len > 0);
+}
+
 bool tr_proxy_retry_on_error(const struct tr_proxy_retry_facts *f)
 {
     unsigned on = f->policy->on;

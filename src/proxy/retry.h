@@ -7,7 +7,9 @@
  *   - a connection that could not be opened sent nothing: retried for every method when
  *     `on` has connect_failure (the default, once, at once);
  *   - anything else — reset before a response, a per-try timeout, a bad response, a
- *     5xx status — only for idempotent methods (RFC 9110 §9.2.2);
+ *     5xx status — only for idempotent methods (RFC 9110 §9.2.2), or for any method
+ *     when the policy names an idempotency_header and the request carries it (the
+ *     upstream promises to dedupe by its value, e.g. Idempotency-Key);
  *   - at most `attempts` retries, each after a jittered exponential backoff
  *     (full jitter over 25 ms x 2^(n-1), at most 250 ms);
  *   - with budget_percent, retries in flight on a worker stay under that share of the
@@ -34,6 +36,11 @@ struct tr_proxy_retry_facts {
     bool idempotent;
     bool body_acked;
 };
+
+/* Is a request retryable beyond connect failures: an idempotent method, or one carrying
+ * the policy's idempotency_header with a non-empty value (`key`: NULL slice if absent). */
+bool tr_proxy_retry_idempotent(const struct tr_proxy_retry_policy *p, bool idempotent_method,
+                               struct tr_slice key);
 
 bool tr_proxy_retry_on_error(const struct tr_proxy_retry_facts *f);
 bool tr_proxy_retry_on_status(const struct tr_proxy_retry_facts *f);

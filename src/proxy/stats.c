@@ -85,7 +85,8 @@ void tr_proxy_stats_sum(const struct tr_proxy_stats *st, struct tr_proxy_stats_b
 {
     memset(out, 0, sizeof(*out));
     /* The block is a run of _Atomic uint64_t counters: add it field by field. */
-    size_t n = offsetof(struct tr_proxy_stats_block, retries_active) / sizeof(uint64_t) + 1;
+    size_t n =
+        offsetof(struct tr_proxy_stats_block, mirror) / sizeof(uint64_t) + TR_PROXY_MIRROR_COUNT;
     for (unsigned w = 0; w < st->nworkers; w++) {
         add_all((_Atomic uint64_t *)out, (_Atomic uint64_t *)&st->blocks[w], n);
     }

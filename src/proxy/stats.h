@@ -26,6 +26,23 @@ enum tr_proxy_upstream_err {
     TR_PROXY_UERR_COUNT
 };
 
+/* Requests the proxy answered itself because of a cluster's circuit breaker. */
+enum tr_proxy_overflow {
+    TR_PROXY_OVERFLOW_OPEN = 0,        /* the breaker is open (or half-open, probe in flight) */
+    TR_PROXY_OVERFLOW_MAX_REQUESTS,    /* max_requests in flight reached */
+    TR_PROXY_OVERFLOW_MAX_PENDING,     /* max_connections busy and max_pending waiting */
+    TR_PROXY_OVERFLOW_PENDING_TIMEOUT, /* waited for a connection until the cluster timeout */
+    TR_PROXY_OVERFLOW_COUNT
+};
+
+/* Mirrored (shadow) requests by outcome, counted on the route. */
+enum tr_proxy_mirror_result {
+    TR_PROXY_MIRROR_OK = 0,  /* the mirror cluster answered (any status); answer discarded */
+    TR_PROXY_MIRROR_FAILED,  /* connect failure, reset, timeout */
+    TR_PROXY_MIRROR_SKIPPED, /* body too large, too many mirrors in flight, no endpoint */
+    TR_PROXY_MIRROR_COUNT
+};
+
 struct tr_proxy_stats_block {
     _Atomic uint64_t requests;
     _Atomic uint64_t active;
@@ -35,7 +52,14 @@ struct tr_proxy_stats_block {
     _Atomic uint64_t upstream_requests; /* attempts */
     _Atomic uint64_t upstream_errors[TR_PROXY_UERR_COUNT];
     _Atomic uint64_t retries;
-    _Atomic uint64_t retries_active; /* requests of this worker that have retried, in flight */
+    _Atomic uint64_t retries_active;  /* requests of this worker that have retried, in flight */
+    _Atomic uint64_t upstream_active; /* attempts in flight, each on its own connection */
+    _Atomic uint64_t pending;         /* requests waiting for a connection (max_connections) */
+    _Atomic uint64_t overflows[TR_PROXY_OVERFLOW_COUNT];
+    _Atomic uint64_t breaker_opens;                 /* closed or half-open -> open transitions */
+    _Atomic uint64_t ejections;                     /* endpoints ejected by outlier detection */
+    _Atomic uint64_t rate_limited;                  /* requests answered 429 (routes) */
+    _Atomic uint64_t mirror[TR_PROXY_MIRROR_COUNT]; /* routes; keep this field last */
 } __attribute__((aligned(64)));
 
 struct tr_proxy_stats {

@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "proxy/discovery.h"
 #include "proxy/endpoints.h"
+#include "proxy/forward.h"
 #include "proxy/proxy.h"
 
 #define TICK_MS 1000
@@ -234,6 +235,7 @@ int tr_proxy_worker_init(struct tr_proxy_worker *pw, uv_loop_t *loop)
     pw->flush.data = pw;
     tr_list_init(&pw->flushq);
     pw->pending_closes = 0;
+    pw->body_buffer_max = TR_PROXY_BODY_BUFFER_MAX;
     pw->rng = (uv_hrtime() ^ ((uint64_t)(pw->id + 1) * 0x9e3779b97f4a7c15ull)) | 1;
     tr_proxy_worker_update(pw);
     TR_ASSERT(pw->gen != NULL);
@@ -246,6 +248,7 @@ static void close_step(struct tr_proxy_worker *pw)
         return;
     }
     tr_heap_dispose(&pw->deadlines);
+    tr_proxy_forward_release(pw);
     pw->on_closed(pw);
 }
 

@@ -67,10 +67,14 @@ struct tr_proxy_worker {
     uint64_t timer_due;    /* loop ms the timer fires at, 0 when stopped */
     struct tr_heap deadlines;
     uint64_t rng;
+    size_t body_buffer_max;     /* request bodies read whole and sent buffered up to this */
     struct tr_proxy_gen *gen;   /* current */
     struct tr_proxy_wsvc *svcs; /* owned, indexed by service index */
     size_t nsvcs;
-    uint64_t active; /* requests in flight on this worker */
+    uint64_t active;  /* requests in flight on this worker */
+    unsigned mirrors; /* mirror (shadow) requests in flight (mirror.c) */
+    void *free_exchanges;     /* owned: finished exchanges kept for reuse (forward.c) */
+    unsigned nfree_exchanges;
     unsigned pending_closes;
     void (*on_closed)(struct tr_proxy_worker *pw); /* tr_proxy_worker_close() finished */
     bool draining;

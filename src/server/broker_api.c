@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "server/call.h"
+#include "server/json_span.h"
 
 #define FETCH_DEFAULT_MAX 100
 #define FETCH_MAX 1000
@@ -205,7 +206,9 @@ static enum tr_err parse_line(struct api_call *c, struct tr_slice line, struct t
                               char *why, size_t why_len)
 {
     json_error_t jerr;
-    json_t *j = json_loadb(line.ptr, line.len, JSON_REJECT_DUPLICATES, &jerr);
+    /* Big integers are valid JSON; jansson's integers would refuse them. */
+    json_t *j =
+        json_loadb(line.ptr, line.len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
     enum tr_err e = TR_E_COUNT;
     if (j == NULL || !json_is_object(j)) {
         snprintf(why, why_len, "not a JSON object%s%s", j ? "" : ": ", j ? "" : jerr.text);
@@ -219,7 +222,10 @@ static enum tr_err parse_line(struct api_call *c, struct tr_slice line, struct t
     json_object_foreach(j, key, v)
     {
         if (strcmp(key, "data") == 0 && !have_data) {
-            rec->data = arena_json(c, v);
+            /* Stored as written (served back verbatim, like a single event): a dump would
+             * respell numbers (0.10 -> 0.10000000000000001). The line stays in the arena. */
+            struct tr_slice raw;
+            rec->data = tr_json_span_member(line, "data", &raw) ? raw : arena_json(c, v);
             rec->flags = TR_BK_FLAG_JSON;
             have_data = true;
         } else if (strcmp(key, "data_base64") == 0 && !have_data && json_is_string(v)) {
@@ -327,7 +333,8 @@ static bool parse_single(struct tr_http_req *req, struct api_call *c, struct tr_
     rec->data = tr_arena_slice_dup(&c->arena, body);
     if (tr_slice_starts_with(type, TR_SLICE_LIT("application/json"))) {
         json_error_t jerr;
-        json_t *j = json_loadb(body.ptr ? body.ptr : "", body.len, JSON_DECODE_ANY, &jerr);
+        json_t *j = json_loadb(body.ptr ? body.ptr : "", body.len,
+                               JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
         if (j == NULL) {
             fail(req, c, TR_E_BAD_JSON,
                  "Content-Type is application/json but the body is not "

@@ -309,3 +309,44 @@ def test_bad_input_is_rejected_and_nothing_lost(trellis_proc, tmp_path):
     # The good offset in the 409 request was acked; the event is kept in the log.
     assert fetch(s, p.url, "g", "t", wait="100ms") == []
     assert [m["data"] for m in fetch(s, p.url, "g2", "t")] == ["keep"]
+
+
+def test_big_numbers_stay_as_written(trellis_proc, tmp_path):
+    """Regression: integers beyond 64 bits are valid JSON but jansson's integers refused
+    them (400), and NDJSON `data` was re-dumped, respelling 0.10 as 0.1. Found by the
+    sidecar's pub/sub, whose CloudEvents carry app payloads as written."""
+    p = start(trellis_proc, tmp_path)
+    s = requests.Session()
+    single = b'{"id": 123456789012345678901234567890, "price": 0.10}'
+    r = s.post(p.url + "/v1/broker/publish/nums", data=single,
+               headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    line = b'{"data": {"n": 1e2, "big": 18446744073709551616, "p": 0.10}}\n'
+    r = s.post(p.url + "/v1/broker/publish/nums", data=line,
+               headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    r = s.post(p.url + "/v1/broker/fetch/g/nums", params={"max": 10},
+               headers={"Accept": "application/x-ndjson"})
+    lines = r.content.splitlines()
+    assert lines[0].endswith(b',"data":' + single + b"}")
+    assert lines[1].endswith(b',"data":{"n": 1e2, "big": 18446744073709551616, "p": 0.10}}')
+
+
+def test_shutdown_answers_long_polls_at_once(trellis_proc, tmp_path):
+    """Regression: a parked fetch (wait=30s) held SIGTERM up for the whole drain timeout,
+    so a server with subscribed sidecars took 10 s to stop."""
+    p = start(trellis_proc, tmp_path)
+    answers = []
+
+    def poll():
+        r = requests.post(p.url + "/v1/broker/fetch/g/idle", params={"wait": "30s"}, timeout=60)
+        answers.append(r.status_code)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.3 * SLOW)  # parked
+    t0 = time.monotonic()
+    assert p.stop() == 0
+    assert time.monotonic() - t0 < 3 * SLOW
+    t.join(5)
+    assert answers == [200]

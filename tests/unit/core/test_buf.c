@@ -7,6 +7,42 @@
 
 #include "core/buf.h"
 #include "core/arena.h"
+#include "core/slice.h"
+
+#include <ctype.h>
+
+/* The inline ASCII comparison against tolower() over every pair of bytes, and NULs
+ * compared like any byte (strncasecmp stops at the first one). */
+static void ascii_caseeq(void **state)
+{
+    static const char *fill[2] = {"kEeP-aLiVe-Tr_1~", "KeEp-AlIvE-tR_1~"};
+    for (int x = 0; x < 256; x++) {
+        for (int y = 0; y < 256; y++) {
+            bool want = x == y || (x < 128 && y < 128 && isalpha(x) && tolower(x) == tolower(y));
+            /* Every length up to 16 (the byte-wise, the 8-byte and the overlapping
+             * tail paths), the differing pair at the first, last and a middle spot. */
+            for (size_t n = 1; n <= 16; n++) {
+                size_t spots[3] = {0, n / 2, n - 1};
+                for (int k = 0; k < 3; k++) {
+                    char a[16];
+                    char b[16];
+                    memcpy(a, fill[0], n);
+                    memcpy(b, fill[1], n);
+                    a[spots[k]] = (char)x;
+                    b[spots[k]] = (char)y;
+                    assert_int_equal(tr_ascii_caseeq(a, b, n), want);
+                }
+            }
+        }
+    }
+    assert_false(tr_ascii_caseeq("Keep-Alive", "Keep_Alive", 10));
+    assert_false(tr_ascii_caseeq("@", "`", 1)); /* 0x40 vs 0x60: not letters */
+    assert_false(tr_ascii_caseeq("[", "{", 1));
+    assert_true(tr_slice_caseeq(TR_SLICE_LIT("Content-Length"), TR_SLICE_LIT("content-length")));
+    assert_false(tr_slice_caseeq(TR_SLICE_LIT("Content-Length"), TR_SLICE_LIT("Content-Lengt")));
+    assert_false(tr_slice_caseeq(tr_slice("a\0b", 3), tr_slice("a\0c", 3)));
+    assert_true(tr_slice_caseeq(TR_SLICE_NULL, tr_slice("", 0)));
+}
 
 static void append_consume_reserve(void **state)
 {
@@ -64,6 +100,7 @@ static void arena_alloc_reset(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ascii_caseeq),
         cmocka_unit_test(append_consume_reserve),
         cmocka_unit_test(appendf_long),
         cmocka_unit_test(arena_alloc_reset),

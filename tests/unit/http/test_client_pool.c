@@ -90,6 +90,13 @@ static void os_bytes_acked(void **state)
 }
 
 static struct rec *g_next;
+static const char *g_next_method;
+static const char *g_next_body;
+
+static void send_method_next(struct rec *r)
+{
+    send_req(g_next, g_next_method, "/", g_next_body);
+}
 
 static void second_get_later(struct ctx *ctx)
 {
@@ -178,9 +185,10 @@ static void drop_and_send_at_once(struct ctx *ctx)
     send_get(g_next); /* same loop turn: the idle read has not seen the FIN yet */
 }
 
+/* Idle long enough to be probed when taken (TR_HTTP_POOL_PROBE_AFTER_MS). */
 static void after_first_drop_now(struct rec *r)
 {
-    ctx_after(r->ctx, 20, drop_and_send_at_once);
+    ctx_after(r->ctx, TR_HTTP_POOL_PROBE_AFTER_MS + 20, drop_and_send_at_once);
 }
 
 static void idle_close_race_probe(void **state)
@@ -205,6 +213,93 @@ static void idle_close_race_probe(void **state)
     ctx_finish(&ctx);
     rec_dispose(&r[0]);
     rec_dispose(&r[1]);
+}
+
+/* The upstream answers and closes at once, without Connection: close. The next request
+ * goes out from the end callback, on the connection just pooled: too fresh to be
+ * probed (TR_HTTP_POOL_PROBE_AFTER_MS), so the write meets the close. The retry rule
+ * still hides it: a GET is replayed, and so is a POST, because the closed upstream's
+ * kernel acknowledged none of its bytes. */
+static void close_after_answer_reused_at_once(const char *method, const char *body)
+{
+    static const struct step script[] = {
+        {STEP_RESPOND_CLOSE, OK_HELLO, 0},
+        {STEP_RESPOND, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh", 0},
+    };
+    struct tr_http_client_config cfg = test_cfg();
+    struct ctx ctx;
+    ctx_init(&ctx, script, TR_ARRAY_LEN(script), &cfg);
+    struct rec r[2];
+    rec_init(&r[0], &ctx);
+    rec_init(&r[1], &ctx);
+    r[0].then = send_method_next;
+    g_next = &r[1];
+    g_next_method = method;
+    g_next_body = body;
+    send_get(&r[0]);
+    ctx_run(&ctx);
+    assert_int_equal(r[0].ends, 1);
+    assert_int_equal(r[1].errors, 0);
+    assert_int_equal(r[1].ends, 1);
+    assert_int_equal(r[1].status, 200);
+    assert_memory_equal(tr_buf_data(&r[1].body), "fresh", 5);
+    assert_int_equal(ctx.srv.accepts, 2);
+    struct tr_http_client_stats st = stats_of(&ctx);
+    /* Sent on the closed connection and retried (the usual case), or, if the loop saw
+     * the FIN before the request went out, never sent on it. */
+    assert_int_equal(st.retries + st.probe_drops + st.idle_peer_closes, 1);
+    ctx_finish(&ctx);
+    rec_dispose(&r[0]);
+    rec_dispose(&r[1]);
+}
+
+static void close_after_answer_get(void **state)
+{
+    close_after_answer_reused_at_once("GET", NULL);
+}
+
+static void close_after_answer_post(void **state)
+{
+    close_after_answer_reused_at_once("POST", "a=1");
+}
+
+/* A reused connection gets its head written at once; what the socket does not take (a
+ * buffered body far larger than its send buffer) follows through the loop, in order. */
+static void reused_large_buffered_body(void **state)
+{
+    static const struct step script[] = {
+        {STEP_RESPOND, OK_HELLO, 0},
+        {STEP_COUNT_BODY, NULL, 0},
+    };
+    size_t n = 8u << 20;
+    char *big = tr_xmalloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    struct tr_http_client_config cfg = test_cfg();
+    struct ctx ctx;
+    ctx_init(&ctx, script, TR_ARRAY_LEN(script), &cfg);
+    struct rec r[2];
+    rec_init(&r[0], &ctx);
+    rec_init(&r[1], &ctx);
+    r[0].then = send_method_next;
+    g_next = &r[1];
+    g_next_method = "PUT";
+    g_next_body = big;
+    send_get(&r[0]);
+    ctx_run(&ctx);
+    assert_int_equal(r[1].errors, 0);
+    assert_int_equal(r[1].ends, 1);
+    assert_int_equal(r[1].body.len, 7);
+    assert_memory_equal(tr_buf_data(&r[1].body), "8388608", 7);
+    assert_int_equal(ctx.srv.accepts, 1);
+    assert_int_equal(stats_of(&ctx).reuses, 1);
+    /* Every request byte arrived once, in order: the head, then the body. */
+    assert_int_equal(ctx.srv.raw.len > n, true);
+    assert_memory_equal(tr_buf_data(&ctx.srv.raw) + ctx.srv.raw.len - 16, "xxxxxxxxxxxxxxxx", 16);
+    ctx_finish(&ctx);
+    rec_dispose(&r[0]);
+    rec_dispose(&r[1]);
+    tr_free_null(&big);
 }
 
 struct stale_case {
@@ -408,6 +503,9 @@ int main(void)
         cmocka_unit_test(idle_close_by_upstream),
         cmocka_unit_test(idle_unexpected_bytes),
         cmocka_unit_test(idle_close_race_probe),
+        cmocka_unit_test(close_after_answer_get),
+        cmocka_unit_test(close_after_answer_post),
+        cmocka_unit_test(reused_large_buffered_body),
         cmocka_unit_test(stale_get_retried),
         cmocka_unit_test(stale_put_retried),
         cmocka_unit_test(stale_post_reported),

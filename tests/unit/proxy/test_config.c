@@ -122,12 +122,10 @@ static void issue_example_parses(void **state)
     assert_true(r->has_rate_limit);
     assert_int_equal(r->rate_burst, 200);
     assert_true(r->has_rewrite);
-    /* Accepted but not acted on yet: one warning each, with positions. */
-    const char *w = tr_buf_data(&cfg->warnings);
-    assert_non_null(strstr(w, "gateway.yaml:10:22: circuit_breaker: not implemented yet"));
-    assert_non_null(strstr(w, "gateway.yaml:11:14: outlier: not implemented yet"));
-    assert_non_null(strstr(w, "mirror: not implemented yet"));
-    assert_non_null(strstr(w, "rate_limit: not implemented yet"));
+    assert_int_equal(r->rate_max_keys, TR_PROXY_RATE_DEFAULT_KEYS);
+    assert_int_equal(r->mirror_percent, 100);
+    /* Every resilience section is implemented: nothing to warn about. */
+    assert_int_equal(cfg->warnings.len, 0);
     tr_proxy_config_unref(cfg);
 }
 
@@ -225,11 +223,53 @@ static void mistakes_point_at_their_place(void **state)
     parse_fails("clusters:\n  - [1]\n" ROUTE, "expected a mapping");
 }
 
+static void resilience_defaults_and_limits(void **state)
+{
+    struct tr_proxy_config *cfg = parse_ok(
+        "clusters:\n"
+        "  - name: a\n"
+        "    endpoints: [1.2.3.4:5]\n"
+        "    circuit_breaker: {max_pending: 0}\n"
+        "    outlier: {}\n"
+        "routes:\n"
+        "  - {match: {prefix: /x}, cluster: a, rate_limit: {requests_per_second: 5, key: route, "
+        "max_keys: 50}}\n"
+        "  - {cluster: a, rate_limit: {requests_per_second: 7, key: 'header:x-user', "
+        "max_keys: 50}, mirror: {cluster: a}}\n");
+    const struct tr_proxy_cluster_config *c = &cfg->clusters[0];
+    assert_true(c->breaker.configured);
+    assert_int_equal(c->breaker.max_pending, 0);
+    assert_int_equal(c->breaker.max_connections, 1024);
+    assert_int_equal(c->breaker.consecutive_failures, 5);
+    assert_int_equal(c->breaker.open_for_ms, 10000);
+    assert_true(c->outlier.configured);
+    assert_int_equal(c->outlier.consecutive_5xx, 5);
+    assert_int_equal(c->outlier.base_ejection_ms, 30000);
+    assert_int_equal(c->outlier.max_ejection_percent, 10);
+    assert_int_equal(cfg->routes[0].rate_key, TR_PROXY_RATE_ROUTE);
+    assert_int_equal(cfg->routes[0].rate_max_keys, 1); /* one bucket for the route */
+    assert_int_equal(cfg->routes[0].rate_burst, 5);    /* burst defaults to the rate */
+    assert_int_equal(cfg->routes[1].rate_key, TR_PROXY_RATE_HEADER);
+    assert_int_equal(cfg->routes[1].rate_max_keys, 50);
+    assert_true(cfg->routes[1].rate_header.len == 6);
+    assert_int_equal(cfg->routes[1].mirror_percent, 100);
+    assert_int_equal(cfg->warnings.len, 0);
+    tr_proxy_config_unref(cfg);
+    parse_fails(BASE "    circuit_breaker: {max_connections: 0}\n" ROUTE,
+                "gateway.yaml:4:40: expected an integer between 1 and 10000000");
+    parse_fails(BASE
+                "routes:\n  - {cluster: a, rate_limit: {requests_per_second: 1, max_keys: 0}}\n",
+                "gateway.yaml:5:65: expected an integer between 1 and 10000000");
+    parse_fails(BASE "routes:\n  - {cluster: a, mirror: {cluster: a, percent: 101}}\n",
+                "expected an integer between 0 and 100");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(issue_example_parses),
         cmocka_unit_test(ring_hash_defaults_to_client_ip),
+        cmocka_unit_test(resilience_defaults_and_limits),
         cmocka_unit_test(one_line_form),
         cmocka_unit_test(mistakes_point_at_their_place),
     };

@@ -93,6 +93,55 @@ static void request_side(void **state)
     dispose_req(&req);
 }
 
+/* An absolute-form target's authority replaces Host (RFC 9112 §3.2.2), userinfo
+ * dropped; any other target keeps the client's Host (found by the proxy conformance
+ * replay, test/request/uri.md:55+host). */
+static void request_host_from_absolute_form(void **state)
+{
+    static const struct {
+        const char *target;
+        const char *host; /* NULL: the client's, "example.test" */
+    } cases[] = {
+        {"http://hypnotoad.org?hail=all", "hypnotoad.org"},
+        {"http://hypnotoad.org:1234", "hypnotoad.org:1234"},
+        {"http://a%12:b!&*$@hypnotoad.org:1234/toto", "hypnotoad.org:1234"},
+        {"https://h.test/x#frag", "h.test"},
+        {"http:///nohost", NULL},
+        {"/origin?x=http://evil", NULL},
+        {"*", NULL},
+        {"mailto:x", NULL},
+    };
+    char b[128];
+    for (size_t i = 0; i < TR_ARRAY_LEN(cases); i++) {
+        struct tr_http_header in[] = {H("Host", "example.test"), H("Accept", "*/*")};
+        struct tr_http_req req;
+        init_req(&req, in, TR_ARRAY_LEN(in));
+        req.target = tr_slice_cstr(cases[i].target);
+        struct tr_http_client_header out[TR_ARRAY_LEN(in) + TR_PROXY_HEADERS_ADDED];
+        struct tr_proxy_fwd fwd = {TR_SLICE_LIT("10.0.0.9"), TR_SLICE_NULL};
+        size_t n = tr_proxy_headers_request(&req, &fwd, out, &req.arena);
+        size_t hosts = 0;
+        for (size_t k = 0; k < n; k++) {
+            hosts += tr_slice_caseeq(out[k].name, TR_SLICE_LIT("host"));
+        }
+        assert_int_equal(hosts, 1);
+        const char *want = cases[i].host != NULL ? cases[i].host : "example.test";
+        assert_string_equal(find(out, n, "host", b, sizeof(b)), want);
+        dispose_req(&req);
+    }
+    /* HTTP/1.0 without Host: the authority is added. */
+    struct tr_http_req req;
+    init_req(&req, NULL, 0);
+    req.version_minor = 0;
+    req.target = TR_SLICE_LIT("http://h10.test/");
+    struct tr_http_client_header out[TR_PROXY_HEADERS_ADDED];
+    struct tr_proxy_fwd fwd = {TR_SLICE_LIT("10.0.0.9"), TR_SLICE_LIT("rid")};
+    size_t n = tr_proxy_headers_request(&req, &fwd, out, &req.arena);
+    assert_int_equal(n, TR_PROXY_HEADERS_ADDED);
+    assert_string_equal(find(out, n, "host", b, sizeof(b)), "h10.test");
+    dispose_req(&req);
+}
+
 static void response_side(void **state)
 {
     struct tr_http_client_header hs[] = {
@@ -154,6 +203,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_side),
+        cmocka_unit_test(request_host_from_absolute_form),
         cmocka_unit_test(response_side),
         cmocka_unit_test(cookies_and_peers),
     };
