@@ -19,7 +19,7 @@
 #
 # Usage: bench/sidecar_invoke.sh [BUILD_DIR]
 # Environment: TRELLIS_BIN (default BUILD_DIR/trellis, BUILD_DIR default build)
-#   RATE=1000 DURATION=10 ROUNDS=3 CONNECTIONS=16 WARMUP=1 BODY=0 (BODY>0: POST that many
+#   RATE=1000 DURATION=10 ROUNDS=5 CONNECTIONS=16 WARMUP=1 BODY=0 (BODY>0: POST that many
 #   bytes) SIDECAR_WORKERS=1 ECHO_WORKERS=1 TIMEOUT=300 (whole-run bound, seconds)
 set -euo pipefail
 
@@ -27,7 +27,7 @@ build_dir=${1:-build}
 TRELLIS_BIN=${TRELLIS_BIN:-$build_dir/trellis}
 RATE=${RATE:-1000}
 DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-16}
 WARMUP=${WARMUP:-1}
 BODY=${BODY:-0}
@@ -41,7 +41,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/sidecar-bench.XXXXXX")
 pids=()
 watchdog=
+# shellcheck disable=SC2317 # (called from the EXIT trap)
 cleanup() {
+    set +e # stop everything even if some are gone already
     [ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -52,8 +54,14 @@ trap 'exit 130' INT TERM
 # Bound the whole run: after TIMEOUT s the watchdog signals this script, whose EXIT trap
 # then stops everything it started.
 main_pid=$$
-(sleep "$TIMEOUT" && echo "sidecar_invoke: timed out after ${TIMEOUT}s" >&2 &&
-    kill -TERM "$main_pid") 2>/dev/null &
+# (The sleep gets no stdout/stderr, so a pipe the script's output goes into is not held
+# open by it, and the watchdog kills its sleep when it is itself stopped.)
+(
+    sleep "$TIMEOUT" >/dev/null 2>&1 &
+    sp=$!
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    wait "$sp" && echo "sidecar_invoke: timed out after ${TIMEOUT}s" >&2 && kill -TERM "$main_pid"
+) &
 watchdog=$!
 
 cc -O2 -Wall -Wextra -o "$work/invoke_client" "$here/invoke_client.c"
@@ -71,7 +79,7 @@ wait_http() { # $1 = URL; waits for a 2xx
     return 1
 }
 
-cpu_ticks() { # utime + stime of PID $1, in clock ticks
+cpu_ticks() { # utime + stime of PID $1 (all its threads), in clock ticks
     # Field 2 (comm) may hold spaces; count from after its closing parenthesis.
     sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
@@ -119,7 +127,7 @@ results="$work/results"
 client() { # $1 = port, $2 = path
     "$work/invoke_client" "127.0.0.1:$1" "$2" "$RATE" "$DURATION" "$CONNECTIONS" "$BODY" "$WARMUP"
 }
-for r in $(seq "$ROUNDS"); do
+for _ in $(seq "$ROUNDS"); do
     echo "direct   $(client "$app_port" /x)" | tee -a "$results"
     a0=$(cpu_ticks "$a_pid")
     b0=$(cpu_ticks "$b_pid")
@@ -129,7 +137,8 @@ for r in $(seq "$ROUNDS"); do
     a1=$(cpu_ticks "$a_pid")
     b1=$(cpu_ticks "$b_pid")
     # vCPU per 1,000 requests/s = CPU seconds / wall seconds / (achieved rate / 1000).
-    rps=$(sed 's/.*achieved_rps=\([0-9.]*\).*/\1/' <<<"$line")
+    rps=${line##*achieved_rps=}
+    rps=${rps%% *}
     cpu_a=$(awk -v d=$((a1 - a0)) -v hz="$hz" -v t0="$t0" -v t1="$t1" -v r="$rps" \
         'BEGIN {printf "%.4f", d / hz / (t1 - t0) / (r / 1000)}')
     cpu_b=$(awk -v d=$((b1 - b0)) -v hz="$hz" -v t0="$t0" -v t1="$t1" -v r="$rps" \

@@ -6,8 +6,8 @@
 
 #include <string.h>
 
-static const char *const retry_keys[] = {"attempts",       "on", "per_try_timeout",
-                                         "budget_percent", "idempotency_header", NULL};
+static const char *const retry_keys[] = {
+    "attempts", "on", "per_try_timeout", "budget_percent", "idempotency_header", NULL};
 static const char *const breaker_keys[] = {"max_connections",      "max_pending", "max_requests",
                                            "consecutive_failures", "open_for",    NULL};
 static const char *const outlier_keys[] = {"consecutive_5xx", "base_ejection",

@@ -818,6 +818,25 @@ static bool breaker_gate(struct exchange *ex)
     return true;
 }
 
+/* The index in `eps` of the endpoint the previous attempt failed on, or -1: a retry goes
+ * elsewhere when it can. Found by name when the set changed in between (the registry's
+ * update for a replica that just died arrives exactly then). */
+static int avoid_index(const struct exchange *ex, const struct tr_proxy_eps *eps)
+{
+    if (eps == NULL || ex->last_ep < 0) {
+        return -1;
+    }
+    if (eps == ex->last_eps) {
+        return ex->last_ep;
+    }
+    for (size_t i = 0; i < eps->n; i++) {
+        if (strcmp(eps->eps[i].name, ex->last_name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 static void attempt_start(struct exchange *ex)
 {
     struct tr_proxy_worker *pw = ex->pw;
@@ -831,7 +850,7 @@ static void attempt_start(struct exchange *ex)
         .rng = &pw->rng,
         .has_hash = ex->has_hash,
         .hash = ex->hash,
-        .avoid = eps != NULL && eps == ex->last_eps ? ex->last_ep : -1,
+        .avoid = avoid_index(ex, eps),
     };
     if (c->outlier.configured) {
         pick.now_ms = uv_now(pw->srv.loop);
@@ -1000,10 +1019,10 @@ void tr_proxy_forward(struct tr_http_req *req)
     ex->ep = -1;
     ex->last_ep = -1;
     const struct tr_proxy_retry_policy *rp = &ex->cluster->retry;
-    ex->idempotent = tr_proxy_retry_idempotent(
-        rp, method_idempotent(req->method_id),
-        rp->idempotency_header.len > 0 ? tr_http_req_header(req, rp->idempotency_header)
-                                       : TR_SLICE_NULL);
+    ex->idempotent = tr_proxy_retry_idempotent(rp, method_idempotent(req->method_id),
+                                               rp->idempotency_header.len > 0
+                                                   ? tr_http_req_header(req, rp->idempotency_header)
+                                                   : TR_SLICE_NULL);
     ex->has_body = req->chunked || (req->content_length != UINT64_MAX && req->content_length > 0);
     /* Small bodies are read whole first and go up buffered: the HTTP client then holds a
      * copy, so a stale pooled connection (the idle keep-alive race) is replayed and the

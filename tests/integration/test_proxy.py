@@ -961,3 +961,70 @@ def test_sigterm_under_keepalive_load_has_no_failed_request(trellis_proc, tmp_pa
     assert all("RemoteDisconnected" in f[1] or "ConnectionRefused" in f[1] or
                "ConnectionReset" in f[1] or "BrokenPipe" in f[1] for f in load.failures)
     assert load.ok > 100
+
+
+def test_idempotency_header_lets_post_retry(trellis_proc, tmp_path):
+    """retry.idempotency_header: a POST carrying the header is retried like a GET (the
+    upstream dedupes by its value); one without it still is not."""
+    a = PyUpstream("a")
+    # An upstream that reads a whole request, then closes without answering: the
+    # gateway sees a reset before any response, as from a crashed replica.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(16)
+    dead_seen = []
+
+    def drop():
+        while True:
+            try:
+                c, _ = dead.accept()
+            except OSError:
+                return
+            c.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data or not data.endswith(b"body"):
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            dead_seen.append(data)
+            c.close()
+    threading.Thread(target=drop, daemon=True).start()
+    try:
+        p = start_proxy(trellis_proc, tmp_path, """
+clusters:
+  - name: flaky
+    endpoints: [%s]
+    retry: {attempts: 2, on: [503], idempotency_header: Idempotency-Key}
+  - name: crashy
+    endpoints: ["127.0.0.1:%d", %s]
+    lb: round_robin
+    retry: {attempts: 1, on: [reset], idempotency_header: Idempotency-Key}
+routes:
+  - {match: {prefix: /flaky}, cluster: flaky}
+  - {match: {prefix: /crash}, cluster: crashy}
+""" % (a.addr, dead.getsockname()[1], a.addr))
+        for i in range(6):
+            status, _, _ = get(p.port, "/flaky/2", method="POST", body=b"x",
+                               headers={"Idempotency-Key": "k%d" % i})
+            assert status == 200
+        assert p.metric("trellis_proxy_retries_total", cluster="flaky") >= 3
+        statuses = {get(p.port, "/flaky/2", method="POST", body=b"x")[0] for _ in range(4)}
+        assert 503 in statuses  # without the header: not retried
+        # Reset before a response: the keyed POST is resent, body and all, to the other
+        # endpoint; an unkeyed one gets the 502.
+        for i in range(4):
+            before = len(a.requests)
+            status, _, body = get(p.port, "/crash", method="POST", body=b"the body",
+                                  headers={"Idempotency-Key": "c%d" % i})
+            assert status == 200 and body == b"a", body
+            assert a.requests[before:][-1][3] == b"the body"
+        assert len(dead_seen) >= 2
+        statuses = {get(p.port, "/crash", method="POST", body=b"the body")[0] for _ in range(4)}
+        assert 502 in statuses
+    finally:
+        dead.close()
+        a.stop()

@@ -22,7 +22,7 @@ static const char issue_example[] =
     "    lb: least_request\n"
     "    timeout: 2s\n"
     "    retry: {attempts: 2, on: [connect_failure, reset, 503, gateway_error], "
-    "per_try_timeout: 500ms, budget_percent: 20}\n"
+    "per_try_timeout: 500ms, budget_percent: 20, idempotency_header: Idempotency-Key}\n"
     "    circuit_breaker: {max_connections: 1024, max_pending: 256, max_requests: 1024, "
     "consecutive_failures: 5, open_for: 10s}\n"
     "    outlier: {consecutive_5xx: 5, base_ejection: 30s, max_ejection_percent: 50}\n"
@@ -89,6 +89,7 @@ static void issue_example_parses(void **state)
                                       TR_PROXY_RETRY_503 | TR_PROXY_RETRY_GATEWAY_ERROR);
     assert_int_equal(p->retry.per_try_timeout_ms, 500);
     assert_int_equal(p->retry.budget_percent, 20);
+    assert_true(tr_slice_eq(p->retry.idempotency_header, TR_SLICE_LIT("Idempotency-Key")));
     assert_int_equal(p->breaker.max_pending, 256);
     assert_int_equal(p->breaker.open_for_ms, 10000);
     assert_int_equal(p->outlier.base_ejection_ms, 30000);
@@ -104,6 +105,7 @@ static void issue_example_parses(void **state)
     assert_false(legacy->retry.configured);
     assert_int_equal(legacy->retry.attempts, 1);
     assert_int_equal(legacy->retry.on, TR_PROXY_RETRY_CONNECT_FAILURE);
+    assert_int_equal(legacy->retry.idempotency_header.len, 0);
 
     assert_int_equal(cfg->nroutes, 3);
     const struct tr_proxy_route_config *r = &cfg->routes[0];
@@ -207,6 +209,12 @@ static void mistakes_point_at_their_place(void **state)
     parse_fails(BASE "    retry: {attempts: 11}\n" ROUTE,
                 "gateway.yaml:4:23: expected an integer between 0 and 10");
     parse_fails(BASE "    retry: {budget_percent: 101}\n" ROUTE, "between 0 and 100, got \"101\"");
+    parse_fails(BASE "    retry: {idempotency_header: 'Idempotency Key'}\n" ROUTE,
+                "retry idempotency_header: expected a header name like Idempotency-Key, "
+                "got \"Idempotency Key\"");
+    parse_fails(BASE "    retry: {idempotency_header: ''}\n" ROUTE,
+                "retry idempotency_header: expected a header name");
+    parse_fails(BASE "    retry: {idempotency_header: [a]}\n" ROUTE, "expected a string");
     parse_fails(BASE "    circuit_breaker: {max_request: 1}\n" ROUTE,
                 "did you mean \"max_requests\"?");
     parse_fails(BASE "routes:\n  - {cluster: a, rate_limit: {burst: 3}}\n",

@@ -77,6 +77,33 @@ static void statuses(void **state)
     assert_false(tr_proxy_retry_on_status(&f));
 }
 
+/* A policy's idempotency_header makes a request carrying it (non-empty) retryable like
+ * an idempotent one; without the header, or without the setting, POST stays unsafe. */
+static void idempotency_header_opts_in(void **state)
+{
+    struct tr_proxy_retry_policy p = policy(2, TR_PROXY_RETRY_RESET | TR_PROXY_RETRY_GATEWAY_ERROR);
+    struct tr_slice key = TR_SLICE_LIT("order-42");
+    assert_true(tr_proxy_retry_idempotent(&p, true, TR_SLICE_NULL)); /* GET */
+    assert_false(tr_proxy_retry_idempotent(&p, false, key));         /* not configured */
+    p.idempotency_header = TR_SLICE_LIT("Idempotency-Key");
+    assert_true(tr_proxy_retry_idempotent(&p, false, key));
+    assert_false(tr_proxy_retry_idempotent(&p, false, TR_SLICE_NULL));    /* header absent */
+    assert_false(tr_proxy_retry_idempotent(&p, false, TR_SLICE_LIT(""))); /* empty value */
+
+    /* What it feeds: a POST reset before a response is retried only with the key, and
+     * never once a streamed body byte reached the upstream. */
+    struct tr_proxy_retry_facts f = {.policy = &p, .err = TR_PROXY_UERR_RESET, .attempts = 1};
+    f.idempotent = tr_proxy_retry_idempotent(&p, false, key);
+    assert_true(tr_proxy_retry_on_error(&f));
+    f.status = 502;
+    assert_true(tr_proxy_retry_on_status(&f));
+    f.body_acked = true;
+    assert_false(tr_proxy_retry_on_status(&f));
+    f.body_acked = false;
+    f.idempotent = tr_proxy_retry_idempotent(&p, false, TR_SLICE_NULL);
+    assert_false(tr_proxy_retry_on_status(&f));
+}
+
 static void backoff_is_jittered_exponential(void **state)
 {
     struct tr_proxy_retry_policy p = policy(5, TR_PROXY_RETRY_5XX);
@@ -115,6 +142,7 @@ int main(void)
         cmocka_unit_test(connect_failures_retry_every_method),
         cmocka_unit_test(other_failures_need_idempotence),
         cmocka_unit_test(statuses),
+        cmocka_unit_test(idempotency_header_opts_in),
         cmocka_unit_test(backoff_is_jittered_exponential),
         cmocka_unit_test(budget),
     };
